@@ -1,0 +1,60 @@
+# aptt-edu — two commands on a fresh machine:
+#   make demo   set up .venv, run the example and the training comparison (writes plots)
+#   make test   set up .venv, then ruff, mypy --strict, pytest, nbval, strict docs build
+SHELL := /bin/bash
+PY_SYS ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+# torch first, pinned to the CPU wheel that lies on disk here; the package itself asks for torch>=2.3,
+# which 2.13.0 satisfies, so the second pip call installs no CUDA build.
+TORCH_PIN ?= torch==2.13.0
+OUT ?= runs/compare
+export NO_MKDOCS_2_WARNING := 1
+export MPLBACKEND := Agg
+
+.PHONY: setup demo test lint typecheck pytest nbval notebooks docs serve bench clean
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || $(PY_SYS) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet "$(TORCH_PIN)"
+	$(PY) -m pip install --quiet -e ".[dev,docs]"
+	touch $@
+
+setup: $(VENV)/.installed
+
+demo: setup
+	$(PY) examples/llm_loss_head_example.py
+	@if [ -f aptt_edu/train.py ]; then $(PY) -m aptt_edu.train compare --out $(OUT) && \
+	  echo "plot: $(OUT)/loss_curves.png  table: $(OUT)/summary.md"; fi
+
+lint: setup
+	$(VENV)/bin/ruff check aptt_edu tests examples benchmarks
+	$(VENV)/bin/ruff format --check aptt_edu tests examples benchmarks
+
+typecheck: setup
+	$(VENV)/bin/mypy --strict aptt_edu
+
+pytest: setup
+	$(PY) -m pytest -q tests
+
+nbval: setup
+	@if ls notebooks/*/*.ipynb >/dev/null 2>&1; then \
+	  $(PY) -m pytest -q --nbval notebooks --nbval-sanitize-with notebooks/sanitize.cfg -p no:cacheprovider; fi
+
+test: lint typecheck pytest nbval
+
+notebooks: setup
+	$(VENV)/bin/jupyter nbconvert --to notebook --execute --inplace notebooks/en/*.ipynb notebooks/de/*.ipynb
+
+docs: setup
+	$(VENV)/bin/mkdocs build --strict
+
+serve: setup
+	$(VENV)/bin/mkdocs serve
+
+bench: setup
+	$(PY) benchmarks/bench_loss.py
+
+clean:
+	rm -rf site runs .pytest_cache .mypy_cache .ruff_cache

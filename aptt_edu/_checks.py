@@ -1,0 +1,92 @@
+"""Input checks shared by the losses, metrics and heads.
+
+Every public entry point validates its tensors *before* doing any math, so that a learner who passes
+the wrong thing gets a sentence naming the argument and the shapes seen — not a silent broadcast, an
+opaque CUDA assert or a NaN three steps later.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def check_logits(name: str, logits: torch.Tensor, vocab_size: int, ndim: int = 3) -> None:
+    """Checks that ``logits`` is a floating tensor of rank ``ndim`` whose last dim is ``vocab_size``.
+
+    Raises:
+        TypeError: ``logits`` is not a tensor or not floating point.
+        ValueError: wrong rank or last dimension.
+    """
+    if not isinstance(logits, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(logits).__name__}")
+    if not logits.is_floating_point():
+        raise TypeError(
+            f"{name} must be floating point (fp32, fp16 or bf16), got dtype {logits.dtype}"
+        )
+    if logits.dim() != ndim:
+        raise ValueError(
+            f"{name} must have {ndim} dims (B, T, V), got shape {tuple(logits.shape)}"
+            if ndim == 3
+            else f"{name} must have {ndim} dims, got shape {tuple(logits.shape)}"
+        )
+    if logits.shape[-1] != vocab_size:
+        raise ValueError(
+            f"{name}.shape[-1] must equal vocab_size={vocab_size}, got shape {tuple(logits.shape)}"
+        )
+
+
+def check_labels(
+    name: str,
+    labels: torch.Tensor,
+    expected_shape: tuple[int, ...],
+    vocab_size: int,
+    ignore_index: int,
+) -> None:
+    """Checks that ``labels`` are integer ids in ``[0, vocab_size)`` or ``ignore_index``.
+
+    Raises:
+        TypeError: ``labels`` is not an integer tensor.
+        ValueError: wrong shape, or an id outside ``[0, vocab_size)`` that is not ``ignore_index``.
+    """
+    if not isinstance(labels, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(labels).__name__}")
+    if labels.dtype not in (torch.int64, torch.int32, torch.int16, torch.int8, torch.uint8):
+        raise TypeError(f"{name} must be an integer tensor of token ids, got dtype {labels.dtype}")
+    if tuple(labels.shape) != tuple(expected_shape):
+        raise ValueError(
+            f"{name} must have shape {tuple(expected_shape)} to match the logits, "
+            f"got {tuple(labels.shape)}"
+        )
+    bad = (labels != ignore_index) & ((labels < 0) | (labels >= vocab_size))
+    if bool(bad.any()):
+        seen = labels[bad]
+        raise ValueError(
+            f"{name} must lie in [0, {vocab_size}) or equal ignore_index={ignore_index}; "
+            f"found {seen.numel()} bad value(s), e.g. {int(seen[0])} (min {int(seen.min())}, "
+            f"max {int(seen.max())})"
+        )
+
+
+def check_hidden(name: str, hidden: torch.Tensor, d_model: int) -> None:
+    """Checks that ``hidden`` is a floating ``(B, T, d_model)`` tensor.
+
+    Raises:
+        TypeError: not a floating tensor.
+        ValueError: wrong rank or width.
+    """
+    if not isinstance(hidden, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(hidden).__name__}")
+    if not hidden.is_floating_point():
+        raise TypeError(f"{name} must be floating point, got dtype {hidden.dtype}")
+    if hidden.dim() != 3 or hidden.shape[-1] != d_model:
+        raise ValueError(
+            f"{name} must have shape (B, T, d_model={d_model}), got {tuple(hidden.shape)}"
+        )
+
+
+def check_positive_int(name: str, value: int) -> None:
+    """Raises ``TypeError``/``ValueError`` unless ``value`` is an ``int`` >= 1."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+    if value < 1:
+        raise ValueError(f"{name} must be >= 1, got {value}")

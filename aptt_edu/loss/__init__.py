@@ -1,0 +1,19 @@
+"""Losses and metrics. The import path of record is :mod:`aptt_edu.loss.language_modeling`."""
+
+from aptt_edu.loss.language_modeling import (
+    LanguageModelingLoss,
+    MultiTokenPredictionLoss,
+    PerplexityMetric,
+    TokenAccuracyMetric,
+    label_smoothed_cross_entropy_textbook,
+    shift_labels,
+)
+
+__all__ = [
+    "LanguageModelingLoss",
+    "MultiTokenPredictionLoss",
+    "PerplexityMetric",
+    "TokenAccuracyMetric",
+    "label_smoothed_cross_entropy_textbook",
+    "shift_labels",
+]

@@ -1,0 +1,357 @@
+r"""Language-modelling losses: next-token cross-entropy and multi-token prediction (MTP).
+
+**Label convention** (used by every function here that takes ``labels``): labels are *already
+shifted*. ``labels[b, t]`` is the id of the token that must follow position ``t`` of sequence ``b``;
+``ignore_index`` (default ``-100``) marks positions without a target (padding, the last position).
+Logits are ``(B, T, V)`` and labels ``(B, T)``. :func:`shift_labels` builds such labels from token ids.
+
+Symbols follow the DeepSeek-V3 technical report (arXiv:2412.19437, §2.2): ``D`` is the MTP depth,
+``λ`` (``mtp_lambda``) the MTP loss weight, ``k`` the depth index, ``t_i`` the i-th token.
+The metrics (:class:`PerplexityMetric`, :class:`TokenAccuracyMetric`) live in
+:mod:`aptt_edu.loss.metrics` and are re-exported here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from aptt_edu._checks import check_labels, check_logits, check_positive_int
+from aptt_edu.loss.metrics import PerplexityMetric, TokenAccuracyMetric
+
+__all__ = [
+    "LanguageModelingLoss",
+    "MultiTokenPredictionLoss",
+    "PerplexityMetric",
+    "Reduction",
+    "TokenAccuracyMetric",
+    "label_smoothed_cross_entropy_textbook",
+    "shift_labels",
+]
+
+Reduction = Literal["mean", "sum", "none"]
+_REDUCTIONS = ("mean", "sum", "none")
+
+
+def shift_labels(
+    input_ids: torch.Tensor,
+    ignore_index: int = -100,
+    pad_token_id: int | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Turns a batch of token ids into ``(inputs, labels)`` for next-token prediction.
+
+    Position ``t`` must predict token ``t + 1``, so the labels are the ids shifted one step to the
+    left; the last position has no successor and gets ``ignore_index``::
+
+        input_ids  = [[ 5,  7,  2,  9]]
+        inputs     = [[ 5,  7,  2,  9]]        (unchanged, a new tensor)
+        labels     = [[ 7,  2,  9, -100]]      labels[b, t] = input_ids[b, t + 1]
+
+    Args:
+        input_ids: Integer token ids, shape ``(B, T)``.
+        ignore_index: The id that marks "no target here" for the losses and metrics.
+        pad_token_id: If given, positions whose *target* is this padding id are ignored too, so the
+            model is never trained to predict padding.
+
+    Returns:
+        ``(inputs, labels)``, both ``(B, T)`` integer tensors.
+
+    Raises:
+        TypeError: ``input_ids`` is not an integer tensor.
+        ValueError: ``input_ids`` is not two-dimensional.
+    """
+    if not isinstance(input_ids, torch.Tensor) or input_ids.is_floating_point():
+        raise TypeError(
+            f"input_ids must be an integer torch.Tensor, got "
+            f"{getattr(input_ids, 'dtype', type(input_ids).__name__)}"
+        )
+    if input_ids.dim() != 2:
+        raise ValueError(f"input_ids must have shape (B, T), got {tuple(input_ids.shape)}")
+    labels = torch.full_like(input_ids, ignore_index)
+    labels[:, :-1] = input_ids[:, 1:]  # (B, T): labels[b, t] = input_ids[b, t + 1]
+    if pad_token_id is not None:
+        labels[labels == pad_token_id] = ignore_index
+    return input_ids.clone(), labels
+
+
+def label_smoothed_cross_entropy_textbook(
+    logits: torch.Tensor,
+    labels: torch.Tensor,
+    label_smoothing: float = 0.0,
+    ignore_index: int = -100,
+) -> torch.Tensor:
+    r"""Label-smoothed cross-entropy written exactly as the textbook defines it (slow, for teaching).
+
+    Label smoothing (Szegedy et al., 2016, §7) replaces the one-hot target :math:`y` by a mixture
+    with the uniform distribution over the :math:`V` classes,
+
+    .. math::  q_v = (1 - \varepsilon)\,[v = y] + \frac{\varepsilon}{V},
+
+    and the loss is the cross-entropy :math:`H(q, p) = -\sum_v q_v \log p_v`. Expanding the sum gives
+    the form :class:`LanguageModelingLoss` computes,
+
+    .. math::  H(q, p) = (1 - \varepsilon)\,(-\log p_y) + \varepsilon \cdot \frac{1}{V}\sum_v (-\log p_v),
+
+    i.e. :math:`(1-\varepsilon)\cdot\mathrm{CE} + \varepsilon\cdot\mathrm{CE}(\text{uniform}, p)`.
+    This function builds the full ``(N, V)`` target matrix ``q`` to make the definition visible; the
+    tests check that it equals the fast path.
+
+    Args:
+        logits: ``(B, T, V)`` scores.
+        labels: ``(B, T)`` shifted target ids (see the module's label convention).
+        label_smoothing: :math:`\varepsilon \in [0, 1]`.
+        ignore_index: Positions with this label are left out of the mean.
+
+    Returns:
+        The mean over valid positions, a scalar fp32 tensor (0.0 if there is none).
+    """
+    V = logits.shape[-1]
+    log_p = F.log_softmax(logits.float().reshape(-1, V), dim=-1)  # (N, V)
+    y = labels.reshape(-1)  # (N,)
+    valid = y != ignore_index  # (N,)
+    one_hot = F.one_hot(y.clamp(min=0) * valid, V).float()  # (N, V); row of ignored = e_0, masked
+    # $q = (1-\varepsilon)\,\mathrm{onehot}(y) + \varepsilon / V$
+    q = (1.0 - label_smoothing) * one_hot + label_smoothing / V  # (N, V)
+    # $H(q, p) = -\sum_v q_v \log p_v$ per position
+    per_token = -(q * log_p).sum(dim=-1)  # (N,)
+    return (per_token * valid).sum() / valid.sum().clamp(min=1)
+
+
+class LanguageModelingLoss(nn.Module):
+    r"""Next-token cross-entropy with label smoothing and ``ignore_index``.
+
+    For valid positions :math:`i` (label :math:`y_i \neq` ``ignore_index``) with predicted
+    distribution :math:`p_i = \mathrm{softmax}(z_i)` over the vocabulary of size :math:`V`:
+
+    .. math::
+        \ell_i = (1-\varepsilon)\,(-\log p_{i, y_i}) + \varepsilon\,\frac{1}{V}\sum_{v=1}^{V}(-\log p_{i,v}),
+        \qquad \mathcal{L} = \frac{1}{N_\text{valid}} \sum_{i\ \text{valid}} \ell_i .
+
+    The result equals ``F.cross_entropy(logits.reshape(-1, V).float(), labels.reshape(-1),
+    ignore_index=..., label_smoothing=..., reduction=...)`` (tested to 1e-6, values and gradients),
+    with one deliberate difference: with ``reduction='mean'`` and *no* valid target at all (a batch
+    of padding), the loss is ``0.0`` and backpropagates zero gradients instead of PyTorch's ``NaN``
+    (0/0), so one empty micro-batch cannot poison a whole training run.
+
+    **Label convention:** ``labels[b, t]`` is the id of the token that must follow position ``t``
+    (already shifted, see :func:`shift_labels`); ``ignore_index`` marks positions without a target.
+
+    Logits may be fp32, fp16 or bf16; the loss is always computed, and returned, in fp32: the
+    log-sum-exp over 50k–130k classes loses too much precision in 16-bit formats.
+
+    Args:
+        vocab_size: :math:`V`, the size of the last logits dimension.
+        ignore_index: Label value that marks positions to skip.
+        label_smoothing: :math:`\varepsilon \in [0, 1]`; 0 is plain cross-entropy.
+        reduction: ``'mean'`` over valid positions, ``'sum'``, or ``'none'`` for a ``(B, T)``
+            tensor that is 0 at ignored positions.
+
+    Example:
+        >>> loss_fn = LanguageModelingLoss(vocab_size=5)
+        >>> logits = torch.zeros(1, 3, 5)            # uniform prediction
+        >>> labels = torch.tensor([[1, 4, -100]])    # last position has no target
+        >>> round(loss_fn(logits, labels).item(), 4)  # log(5)
+        1.6094
+    """
+
+    def __init__(
+        self,
+        vocab_size: int,
+        ignore_index: int = -100,
+        label_smoothing: float = 0.0,
+        reduction: Reduction = "mean",
+    ) -> None:
+        super().__init__()
+        check_positive_int("vocab_size", vocab_size)
+        if not 0.0 <= float(label_smoothing) <= 1.0:
+            raise ValueError(f"label_smoothing must lie in [0, 1], got {label_smoothing}")
+        if reduction not in _REDUCTIONS:
+            raise ValueError(f"reduction must be one of {_REDUCTIONS}, got {reduction!r}")
+        self.vocab_size = vocab_size
+        self.ignore_index = ignore_index
+        self.label_smoothing = float(label_smoothing)
+        self.reduction: Reduction = reduction
+
+    def forward(
+        self,
+        logits: torch.Tensor,
+        labels: torch.Tensor,
+        num_items_in_batch: int | torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Computes the loss.
+
+        Args:
+            logits: ``(B, T, V)`` unnormalised scores, any floating dtype.
+            labels: ``(B, T)`` integer ids, already shifted: ``labels[b, t]`` is the token that must
+                follow position ``t``; ``ignore_index`` marks positions without a target.
+            num_items_in_batch: Optional normaliser for ``reduction='mean'``: the number of valid
+                targets in the *whole* batch this part belongs to (gradient accumulation, several
+                processes). The loss is then ``sum / num_items_in_batch``, so the parts add up to
+                the full-batch mean. ``None`` divides by this call's own valid count.
+
+        Returns:
+            A scalar fp32 tensor (``'mean'``, ``'sum'``) or an fp32 ``(B, T)`` tensor (``'none'``).
+
+        Raises:
+            TypeError: Non-floating logits or non-integer labels.
+            ValueError: Wrong shapes, ``V != vocab_size``, or labels outside ``[0, V)``.
+        """
+        check_logits("logits", logits, self.vocab_size)
+        check_labels("labels", labels, tuple(logits.shape[:2]), self.vocab_size, self.ignore_index)
+        B, T, V = logits.shape
+        # Per-position loss $\ell_i$ in fp32. PyTorch's fused kernel computes exactly the formula in
+        # the class docstring (see `label_smoothed_cross_entropy_textbook` for the long form); it
+        # already returns 0 at ignored positions.
+        per_token = F.cross_entropy(
+            logits.reshape(B * T, V).float(),  # (B*T, V)
+            labels.reshape(B * T).long(),  # (B*T,)
+            ignore_index=self.ignore_index,
+            label_smoothing=self.label_smoothing,
+            reduction="none",
+        )  # (B*T,)
+        if self.reduction == "none":
+            return per_token.view(B, T)  # (B, T)
+        total = per_token.sum()
+        if self.reduction == "sum":
+            return total
+        if num_items_in_batch is not None:
+            return total / num_items_in_batch
+        # $\mathcal{L} = \sum_i \ell_i / \max(N_\text{valid}, 1)$: 0/1 = 0 for an all-padding batch,
+        # and the gradient of a sum of nothing is 0 — never 0/0 = NaN.
+        n_valid = (labels != self.ignore_index).sum()
+        return total / n_valid.clamp(min=1)
+
+    def extra_repr(self) -> str:
+        return (
+            f"vocab_size={self.vocab_size}, ignore_index={self.ignore_index}, "
+            f"label_smoothing={self.label_smoothing}, reduction={self.reduction!r}"
+        )
+
+
+class MultiTokenPredictionLoss(nn.Module):
+    r"""Main next-token loss plus the weighted losses of ``D`` multi-token-prediction depths.
+
+    The MTP depth ``k`` (1-based) predicts, at position ``i``, the token ``k`` steps *after* the main
+    target — DeepSeek-V3 §2.2: the k-th MTP module at position i predicts :math:`t_{i+k+1}`. With
+    shifted labels (``labels[:, i]`` is :math:`t_{i+1}`) its targets are therefore ``labels[:, k:]``
+    and its logits ``mtp_logits[k-1]`` have shape ``(B, T-k, V)``::
+
+        position i          0    1    2    3
+        labels[:, i]        t1   t2   t3   t4     main head
+        labels[:, i+1]      t2   t3   t4   --     depth k=1, scored on labels[:, 1:]
+        labels[:, i+2]      t3   t4   --   --     depth k=2, scored on labels[:, 2:]
+
+    The total is
+
+    .. math::
+        \mathcal{L} = \mathcal{L}_\text{main} + \lambda \sum_{k=1}^{D} \mathcal{L}^k_\text{MTP}
+        \quad\text{or, with ``average_over_depth=True``,}\quad
+        \mathcal{L}_\text{main} + \frac{\lambda}{D} \sum_{k=1}^{D} \mathcal{L}^k_\text{MTP},
+
+    the second being DeepSeek-V3's :math:`\mathcal{L}_\text{MTP}` (its Eq. 25). Each
+    :math:`\mathcal{L}^k` is a :class:`LanguageModelingLoss` mean over that depth's valid targets.
+    (The report's Eq. 24 writes the normaliser as :math:`1/T`; the mean over valid positions used
+    here differs only by the factor :math:`(T-k)/T` and ignores padding correctly.)
+
+    **Label convention:** ``labels[b, t]`` is the id of the token that must follow position ``t``
+    (already shifted); ``ignore_index`` marks positions without a target.
+
+    Args:
+        vocab_size: :math:`V`.
+        mtp_depth: :math:`D`, the number of extra future tokens predicted.
+        mtp_lambda: :math:`\lambda \geq 0`, the weight of the MTP terms (DeepSeek-V3: 0.3, later 0.1).
+        label_smoothing: :math:`\varepsilon`, applied to the main and every MTP term.
+        ignore_index: Label value that marks positions to skip.
+        average_over_depth: Divide :math:`\lambda` by :math:`D` (DeepSeek-V3's form).
+    """
+
+    def __init__(
+        self,
+        vocab_size: int,
+        mtp_depth: int = 1,
+        mtp_lambda: float = 0.3,
+        label_smoothing: float = 0.0,
+        ignore_index: int = -100,
+        average_over_depth: bool = False,
+    ) -> None:
+        super().__init__()
+        check_positive_int("mtp_depth", mtp_depth)
+        if not float(mtp_lambda) >= 0.0:  # also rejects NaN
+            raise ValueError(f"mtp_lambda must be >= 0, got {mtp_lambda}")
+        self.ce = LanguageModelingLoss(vocab_size, ignore_index, label_smoothing, "mean")
+        self.vocab_size = vocab_size
+        self.mtp_depth = mtp_depth
+        self.mtp_lambda = float(mtp_lambda)
+        self.average_over_depth = average_over_depth
+
+    @property
+    def depth_weight(self) -> float:
+        """The factor in front of each :math:`\\mathcal{L}^k`: λ, or λ/D when averaging."""
+        return self.mtp_lambda / self.mtp_depth if self.average_over_depth else self.mtp_lambda
+
+    def forward(
+        self,
+        main_logits: torch.Tensor,
+        mtp_logits: Sequence[torch.Tensor] | None,
+        labels: torch.Tensor,
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Computes ``total = main + weight · Σ_k mtp_k``.
+
+        Args:
+            main_logits: ``(B, T, V)`` logits of the main head.
+            mtp_logits: ``D`` tensors, ``mtp_logits[k-1]`` of shape ``(B, T-k, V)``; ``None`` at
+                evaluation time, when only the main loss is computed.
+            labels: ``(B, T)`` shifted ids: ``labels[b, t]`` is the token that must follow
+                position ``t``; ``ignore_index`` marks positions without a target.
+
+        Returns:
+            ``(total, loss_dict)``: ``loss_dict`` has the fp32 scalar tensors ``main_loss``,
+            ``mtp_loss_1`` … ``mtp_loss_D`` (only when ``mtp_logits`` is given) and ``total_loss``
+            (the same tensor as ``total``).
+
+        Raises:
+            TypeError: ``mtp_logits`` is not a sequence of tensors, or bad dtypes.
+            ValueError: A wrong number of MTP tensors, or a shape that breaks the alignment.
+        """
+        main_loss = self.ce(main_logits, labels)  # validates main_logits and labels
+        losses: dict[str, torch.Tensor] = {"main_loss": main_loss}
+        if mtp_logits is None:
+            losses["total_loss"] = main_loss
+            return main_loss, losses
+        if isinstance(mtp_logits, torch.Tensor) or not isinstance(mtp_logits, Sequence):
+            raise TypeError(
+                "mtp_logits must be a list/tuple of D tensors (one per depth) or None, got "
+                f"{type(mtp_logits).__name__}"
+            )
+        if len(mtp_logits) != self.mtp_depth:
+            raise ValueError(
+                f"mtp_logits must hold mtp_depth={self.mtp_depth} tensors, got {len(mtp_logits)} "
+                f"with shapes {[tuple(x.shape) for x in mtp_logits]}"
+            )
+        B, T, V = main_logits.shape
+        mtp_sum = main_loss.new_zeros(())
+        for k, logits_k in enumerate(mtp_logits, start=1):
+            check_logits(f"mtp_logits[{k - 1}]", logits_k, self.vocab_size)
+            if tuple(logits_k.shape) != (B, T - k, V):
+                raise ValueError(
+                    f"mtp_logits[{k - 1}] (depth k={k}) must have shape (B, T-k, V) = "
+                    f"{(B, T - k, V)}, got {tuple(logits_k.shape)}"
+                )
+            # Depth k at position i predicts t_{i+k+1} = labels[:, i+k]  -> targets labels[:, k:]
+            loss_k = self.ce(logits_k, labels[:, k:])  # logits (B, T-k, V), labels (B, T-k)
+            losses[f"mtp_loss_{k}"] = loss_k
+            mtp_sum = mtp_sum + loss_k
+        # $\mathcal{L} = \mathcal{L}_\text{main} + \lambda \sum_k \mathcal{L}^k$   (or $\lambda / D$)
+        total = main_loss + self.depth_weight * mtp_sum
+        losses["total_loss"] = total
+        return total, losses
+
+    def extra_repr(self) -> str:
+        return (
+            f"vocab_size={self.vocab_size}, mtp_depth={self.mtp_depth}, "
+            f"mtp_lambda={self.mtp_lambda}, average_over_depth={self.average_over_depth}"
+        )
