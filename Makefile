@@ -10,7 +10,6 @@ PY := $(VENV)/bin/python
 TORCH_PIN ?= torch==2.13.0
 OUT ?= runs/compare
 export NO_MKDOCS_2_WARNING := 1
-export MPLBACKEND := Agg
 
 .PHONY: setup demo test lint typecheck pytest nbval notebooks docs serve bench clean
 
@@ -40,11 +39,13 @@ pytest: setup
 
 nbval: setup
 	@if ls notebooks/*/*.ipynb >/dev/null 2>&1; then \
-	  $(PY) -m pytest -q --nbval notebooks --nbval-sanitize-with notebooks/sanitize.cfg -p no:cacheprovider; fi
+	  $(PY) -m pytest -q --nbval notebooks/en notebooks/de --nbval-sanitize-with notebooks/sanitize.cfg -p no:cacheprovider; fi
 
 test: lint typecheck pytest nbval
 
+# Authors: edit notebooks/src/*.py (one bilingual source per notebook), then `make notebooks`.
 notebooks: setup
+	$(PY) notebooks/build.py
 	$(VENV)/bin/jupyter nbconvert --to notebook --execute --inplace notebooks/en/*.ipynb notebooks/de/*.ipynb
 
 docs: setup

@@ -1,0 +1,111 @@
+"""Builds the English and German notebooks from one bilingual source file per notebook.
+
+Translated notebook trees drift: someone fixes a code cell in English and forgets the German twin.
+Here each notebook has *one* source, ``notebooks/src/NN_name.py``, in Jupytext's "percent" format,
+where every Markdown cell comes as an English/German pair and every code cell exists once::
+
+    # %% [markdown] en
+    # ## Softmax by hand
+    # %% [markdown] de
+    # ## Softmax von Hand
+    # %%
+    probs = logits.softmax(-1)
+
+A Markdown cell without a language goes to both notebooks. A code cell header may carry nbval tags,
+``# %% tags=["nbval-ignore-output"]``. Running this script writes ``notebooks/en/NN_name.ipynb`` and
+``notebooks/de/NN_name.ipynb`` *without outputs*; ``make notebooks`` then executes them in place.
+The parity test (``tests/test_notebook_parity.py``) checks the result, not this script.
+
+Usage: ``python notebooks/build.py [NAME ...]`` (all sources when no name is given).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+LANGS = ("en", "de")
+HEADER = re.compile(r"^# %%(?P<md> \[markdown\])?(?: (?P<lang>en|de))?(?: tags=(?P<tags>\[.*\]))?\s*$")
+
+
+def parse(source: str) -> list[dict[str, object]]:
+    """Splits a percent-format source into cells: ``{"type", "lang", "tags", "lines"}``."""
+    cells: list[dict[str, object]] = []
+    for line in source.splitlines():
+        m = HEADER.match(line)
+        if m:
+            cells.append(
+                {
+                    "type": "markdown" if m["md"] else "code",
+                    "lang": m["lang"],
+                    "tags": json.loads(m["tags"]) if m["tags"] else [],
+                    "lines": [],
+                }
+            )
+        elif cells:
+            lines = cells[-1]["lines"]
+            assert isinstance(lines, list)
+            if cells[-1]["type"] == "markdown":
+                line = line[2:] if line.startswith("# ") else line.lstrip("#")
+            lines.append(line)
+    return cells
+
+
+def to_notebook(cells: list[dict[str, object]], lang: str) -> dict[str, object]:
+    """The nbformat-4 JSON of one language's notebook (no outputs)."""
+    out: list[dict[str, object]] = []
+    for cell in cells:
+        if cell["lang"] not in (None, lang):
+            continue
+        cell_id = f"cell-{len(out):03d}"  # stable ids keep diffs of re-executed notebooks small
+        lines = list(cell["lines"])  # type: ignore[call-overload]
+        while lines and not lines[-1].strip():
+            lines.pop()
+        text = "\n".join(lines)
+        src = [ln + "\n" for ln in text.split("\n")]
+        src[-1] = src[-1].rstrip("\n")
+        meta: dict[str, object] = {"tags": cell["tags"]} if cell["tags"] else {}
+        if cell["type"] == "markdown":
+            out.append({"cell_type": "markdown", "id": cell_id, "metadata": meta, "source": src})
+        else:
+            out.append(
+                {
+                    "cell_type": "code",
+                    "execution_count": None,
+                    "id": cell_id,
+                    "metadata": meta,
+                    "outputs": [],
+                    "source": src,
+                }
+            )
+    return {
+        "cells": out,
+        "metadata": {
+            "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
+            "language_info": {"name": "python"},
+        },
+        "nbformat": 4,
+        "nbformat_minor": 5,
+    }
+
+
+def build(src: Path) -> None:
+    """Writes ``en/<name>.ipynb`` and ``de/<name>.ipynb`` from ``src``."""
+    cells = parse(src.read_text(encoding="utf-8"))
+    for lang in LANGS:
+        target = HERE / lang / f"{src.stem}.ipynb"
+        target.parent.mkdir(exist_ok=True)
+        nb = to_notebook(cells, lang)
+        target.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+        print(f"wrote {target.relative_to(HERE.parent)}")
+
+
+if __name__ == "__main__":
+    names = sys.argv[1:]
+    sources = sorted((HERE / "src").glob("*.py"))
+    for s in sources:
+        if not names or s.stem in names:
+            build(s)
