@@ -1,0 +1,424 @@
+r"""Training data: a toy language whose best possible loss is known exactly, and real text.
+
+**Why a toy language?** On real text nobody knows how low the cross-entropy *could* go, so a loss
+curve cannot say whether a model is nearly perfect or far from it. :class:`ToyLanguage` is a random
+order-2 Markov chain over a few dozen "letters": the next token depends on the previous two only,
+through a table :math:`P(x \mid a, b)` the package itself drew. For such a source we can compute the
+**entropy rate** :math:`H` (nats/token) exactly — the lowest expected cross-entropy *any* model can
+reach, since the true :math:`P` is the best possible predictor — and draw it as a line under the
+loss curves (:mod:`aptt_edu.train`).
+
+**The chain.** A *context* is the pair :math:`c = (a, b)` of the last two tokens. Each context lets
+:math:`k` (``support``) random tokens follow with random weights, plus a little probability
+:math:`\varepsilon` spread over the whole vocabulary:
+
+.. math::
+    P(x \mid a, b) = (1 - \varepsilon)\, w_{ab}(x) + \frac{\varepsilon}{V},
+    \qquad w_{ab} \sim \mathrm{Dirichlet}(1, \dots, 1) \text{ on } k \text{ random tokens.}
+
+The :math:`\varepsilon` term makes every transition possible, so from any context :math:`(a, b)` any
+other context :math:`(c, d)` is reached in exactly two steps with positive probability. The chain
+over contexts is therefore *irreducible* and *aperiodic*, and has one stationary distribution
+:math:`\pi` over contexts, the solution of
+
+.. math::  \pi(b, x) = \sum_a \pi(a, b)\, P(x \mid a, b),
+
+found by power iteration (:meth:`ToyLanguage.stationary`). Then
+
+.. math::
+    H = H(t_{i+1} \mid t_{\le i}) = \sum_{a, b} \pi(a, b)\, H\big(P(\cdot \mid a, b)\big),
+    \qquad H(p) = -\sum_x p(x) \log p(x),
+
+because the past beyond the last two tokens adds no information (Cover & Thomas, *Elements of
+Information Theory*, Thm. 4.2.4). Predicting **two** tokens ahead from the same past — the depth-1
+target of the simple MTP head — must average over the unseen token :math:`x` in between:
+
+.. math::
+    H_2 = H(t_{i+2} \mid t_{\le i}) = \sum_{a, b} \pi(a, b)\,
+          H\Big(\sum_x P(x \mid a, b)\, P(\cdot \mid b, x)\Big) \;\ge\; H .
+
+(DeepSeek-V3's MTP module is *given* :math:`t_{i+1}` as input, so its depth-1 floor is :math:`H`
+again, not :math:`H_2`.)
+
+**Stationary start, so the floor is exact.** Every sequence starts with its first context drawn from
+:math:`\pi` (no burn-in needed): every later context is then distributed as :math:`\pi` as well, and
+each prediction from a full two-token context has expected loss exactly :math:`H` for the true
+:math:`P`. The very first prediction (token 1 from token 0 alone) has only one token of context, so
+:class:`LMData` marks its label ``ignore_index`` (``context_warmup = 1``). One caveat: at position 0
+the depth-1 MTP target (token 2) is also predicted from one token only, so the *mean* depth-1 loss of
+the simple head can sit slightly above :math:`H_2` (by 1/(T-1) of the difference).
+
+**Real text.** :class:`CharTokenizer` maps each character of a UTF-8 text to an id (ä, ö, ü and ß are
+single characters, so German round-trips), and :func:`text_data` cuts a file into training windows;
+for real text no floor is known (``entropy_rate is None``).
+
+Nothing here is downloaded: the toy data is generated from a seed, the text is the user's file.
+"""
+
+from __future__ import annotations
+
+import math
+import string
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from aptt_edu.loss.language_modeling import shift_labels
+
+__all__ = [
+    "CharTokenizer",
+    "LMData",
+    "ToyLanguage",
+    "get_batch",
+    "make_inputs_and_labels",
+    "read_text_file",
+    "text_data",
+    "toy_data",
+]
+
+# The toy language's tokens are shown as these letters (so V <= 52).
+ALPHABET = string.ascii_lowercase + string.ascii_uppercase
+
+
+def _entropy(p: torch.Tensor) -> torch.Tensor:
+    r"""$H(p) = -\sum_x p(x) \log p(x)$ over the last dimension, with $0 \log 0 = 0$."""
+    plogp: torch.Tensor = torch.special.xlogy(p, p)  # (..., V)
+    return -plogp.sum(dim=-1)
+
+
+class ToyLanguage:
+    r"""A seeded random order-2 Markov chain with an exactly known entropy rate.
+
+    Args:
+        vocab_size: :math:`V`, the number of tokens (2 to 52; shown as the letters a–z, A–Z).
+        support: :math:`k`, how many tokens carry the bulk of each context's next-token mass.
+        epsilon: :math:`\varepsilon`, mass spread uniformly over all tokens (> 0 keeps the chain
+            irreducible and aperiodic, see the module docstring).
+        seed: Seed of the transition table; the same seed gives the same language.
+
+    Attributes:
+        transition: ``(V, V, V)`` float64 tensor, ``transition[a, b, x]`` = :math:`P(x \mid a, b)`.
+        stationary_dist: ``(V, V)`` :math:`\pi(a, b)`, the stationary distribution over contexts.
+        entropy_rate: :math:`H` in nats/token, the best achievable next-token loss.
+        mtp_entropy: :math:`H_2 = H(t_{i+2} \mid t_{\le i})`, the floor of a depth-1 MTP head that
+            does not see :math:`t_{i+1}`.
+
+    Example:
+        >>> lang = ToyLanguage(vocab_size=8, support=2, seed=0)
+        >>> lang.entropy_rate < lang.mtp_entropy < math.log(8)
+        True
+    """
+
+    def __init__(
+        self, vocab_size: int = 24, support: int = 3, epsilon: float = 0.02, seed: int = 0
+    ) -> None:
+        if not 2 <= vocab_size <= len(ALPHABET):
+            raise ValueError(f"vocab_size must be in [2, {len(ALPHABET)}], got {vocab_size}")
+        if not 1 <= support <= vocab_size:
+            raise ValueError(f"support must be in [1, vocab_size={vocab_size}], got {support}")
+        if not 0.0 < epsilon <= 1.0:
+            raise ValueError(f"epsilon must be in (0, 1] to keep the chain ergodic, got {epsilon}")
+        self.vocab_size = vocab_size
+        self.support = support
+        self.epsilon = epsilon
+        self.seed = seed
+        self.transition = self._draw_transition()  # (V, V, V)
+        self.stationary_dist = self.stationary()  # (V, V)
+        self.entropy_rate = float((self.stationary_dist * _entropy(self.transition)).sum())
+        self.mtp_entropy = float((self.stationary_dist * _entropy(self.two_step())).sum())
+
+    def _draw_transition(self) -> torch.Tensor:
+        """Draws :math:`P(x \\mid a, b)` as described in the module docstring."""
+        V, k = self.vocab_size, self.support
+        g = torch.Generator().manual_seed(self.seed)
+        # k distinct random successors per context: the first k of a random permutation
+        succ = torch.rand(V, V, V, generator=g, dtype=torch.float64).argsort(dim=-1)[..., :k]
+        # Dirichlet(1, ..., 1) weights = normalised Exp(1) draws, Exp(1) = -log U
+        w = -torch.log1p(-torch.rand(V, V, k, generator=g, dtype=torch.float64))  # (V, V, k)
+        sparse = torch.zeros(V, V, V, dtype=torch.float64).scatter_(-1, succ, w / w.sum(-1, True))
+        # $P(x \mid a, b) = (1-\varepsilon)\, w_{ab}(x) + \varepsilon / V$
+        return (1.0 - self.epsilon) * sparse + self.epsilon / V  # (V, V, V)
+
+    def stationary(self, tol: float = 1e-15, max_iter: int = 100_000) -> torch.Tensor:
+        r"""Solves :math:`\pi(b, x) = \sum_a \pi(a, b) P(x \mid a, b)` by power iteration.
+
+        Starts from the uniform distribution over the :math:`V^2` contexts and applies the chain
+        until no entry moves by more than ``tol``. Converges because the chain is irreducible and
+        aperiodic (Perron–Frobenius).
+
+        Returns:
+            ``(V, V)`` float64 tensor :math:`\pi(a, b)` summing to 1.
+        """
+        V = self.vocab_size
+        pi = torch.full((V, V), 1.0 / V**2, dtype=torch.float64)  # (V, V)
+        for _ in range(max_iter):
+            # $\pi'(b, x) = \sum_a \pi(a, b)\, P(x \mid a, b)$
+            new = torch.einsum("ab,abx->bx", pi, self.transition)  # (V, V)
+            if float((new - pi).abs().max()) < tol:
+                return new / new.sum()
+            pi = new
+        raise RuntimeError(f"power iteration did not converge in {max_iter} steps")
+
+    def two_step(self) -> torch.Tensor:
+        r"""``(V, V, V)`` table :math:`P(t_{i+2} = y \mid a, b) = \sum_x P(x \mid a, b)\,P(y \mid b, x)`."""
+        return torch.einsum("abx,bxy->aby", self.transition, self.transition)
+
+    def sample(self, n: int, length: int, generator: torch.Generator) -> torch.Tensor:
+        """Draws ``n`` independent sequences, each starting from the stationary distribution.
+
+        The first two tokens are one context drawn from :math:`\\pi`; each further token is drawn
+        from :math:`P(\\cdot \\mid \\text{last two})`. All ``n`` sequences advance together, so the
+        Python loop runs ``length`` times, not ``n * length``.
+
+        Args:
+            n: Number of sequences.
+            length: Tokens per sequence (>= 2).
+            generator: Source of randomness (different seeds give the train/validation splits).
+
+        Returns:
+            ``(n, length)`` int64 token ids.
+        """
+        if length < 2:
+            raise ValueError(f"length must be >= 2 (one context), got {length}")
+        V = self.vocab_size
+        out = torch.empty(n, length, dtype=torch.int64)
+        ctx = torch.multinomial(self.stationary_dist.reshape(-1), n, True, generator=generator)
+        out[:, 0], out[:, 1] = ctx // V, ctx % V  # context (a, b) ~ pi
+        for t in range(2, length):
+            probs = self.transition[out[:, t - 2], out[:, t - 1]]  # (n, V)
+            out[:, t] = torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+        return out
+
+    def nll(self, ids: torch.Tensor) -> torch.Tensor:
+        r"""The true chain's loss :math:`-\log P(t_i \mid t_{i-2}, t_{i-1})` for ``i >= 2``.
+
+        Its mean over a data set is what a perfect model would score there (close to, but because
+        the set is finite not exactly, :math:`H`).
+
+        Args:
+            ids: ``(B, T)`` token ids, ``T >= 3``.
+
+        Returns:
+            ``(B, T-2)`` float64 negative log-likelihoods.
+        """
+        p = self.transition[ids[:, :-2], ids[:, 1:-1], ids[:, 2:]]  # (B, T-2)
+        return -torch.log(p)
+
+    def decode(self, ids: Iterable[int] | torch.Tensor) -> str:
+        """Shows token ids as letters (``0 → 'a'``)."""
+        values = ids.tolist() if isinstance(ids, torch.Tensor) else list(ids)
+        return "".join(ALPHABET[i] for i in values)
+
+    def __repr__(self) -> str:
+        return (
+            f"ToyLanguage(vocab_size={self.vocab_size}, support={self.support}, "
+            f"epsilon={self.epsilon}, seed={self.seed}; H={self.entropy_rate:.4f}, "
+            f"H2={self.mtp_entropy:.4f} nats)"
+        )
+
+
+class CharTokenizer:
+    """Character-level tokenizer: one id per distinct character of a text.
+
+    Python strings are sequences of Unicode code points, so ``ä``, ``ö``, ``ü``, ``ß`` are single
+    tokens and ``decode(encode(s)) == s`` for every text made of known characters. (A text in
+    decomposed Unicode, ``a`` + combining diaeresis, round-trips too — as two tokens.)
+
+    Args:
+        chars: The vocabulary; the id of a character is its position in this string.
+
+    Example:
+        >>> tok = CharTokenizer.from_text("Grüße")
+        >>> tok.decode(tok.encode("Grüße"))
+        'Grüße'
+    """
+
+    def __init__(self, chars: str) -> None:
+        if len(set(chars)) != len(chars):
+            raise ValueError("chars must not repeat a character")
+        self.chars = chars
+        self.index = {c: i for i, c in enumerate(chars)}
+
+    @classmethod
+    def from_text(cls, text: str) -> CharTokenizer:
+        """Builds the vocabulary from the sorted set of characters in ``text``."""
+        return cls("".join(sorted(set(text))))
+
+    @property
+    def vocab_size(self) -> int:
+        """Number of distinct characters :math:`V`."""
+        return len(self.chars)
+
+    def encode(self, text: str) -> list[int]:
+        """Maps each character to its id.
+
+        Raises:
+            ValueError: ``text`` contains a character outside the vocabulary.
+        """
+        unknown = sorted(set(text) - self.index.keys())
+        if unknown:
+            raise ValueError(f"characters not in the vocabulary: {unknown[:10]!r}")
+        return [self.index[c] for c in text]
+
+    def decode(self, ids: Iterable[int] | torch.Tensor) -> str:
+        """Maps ids back to characters."""
+        values = ids.tolist() if isinstance(ids, torch.Tensor) else list(ids)
+        return "".join(self.chars[i] for i in values)
+
+
+@dataclass
+class LMData:
+    """Train and validation token rows, plus what is known about their source.
+
+    Both splits are ``(N, T)`` tensors of token ids, one training window per row; a batch is a few
+    random rows (:func:`get_batch`).
+    """
+
+    train: torch.Tensor  # (N_train, T) int64 token ids
+    val: torch.Tensor  # (N_val, T) int64 token ids, evaluated in full
+    vocab_size: int  # V
+    context_warmup: int  # leading targets of each row to ignore: they lack a full context
+    decode: Callable[[Iterable[int] | torch.Tensor], str]  # ids -> readable text
+    entropy_rate: float | None = None  # H, the loss floor, nats/token (None: unknown, real text)
+    mtp_entropy: float | None = None  # H_2, floor of a depth-1 MTP head that does not see t_{i+1}
+    val_floor: float | None = None  # the true source's mean loss on exactly this validation set
+    description: str = ""  # one line for logs and summaries
+
+
+def toy_data(
+    seq_len: int = 64,
+    n_train: int = 4096,
+    n_val: int = 256,
+    vocab_size: int = 24,
+    support: int = 3,
+    epsilon: float = 0.02,
+    seed: int = 0,
+) -> LMData:
+    """Samples train and validation rows from one :class:`ToyLanguage`.
+
+    The language is drawn with ``seed``; the training rows with seed ``seed + 1`` and the validation
+    rows with seed ``seed + 2``: the same source, different samples.
+
+    Args:
+        seq_len: ``T``, tokens per row.
+        n_train: Training rows.
+        n_val: Validation rows.
+        vocab_size: ``V`` of the toy language.
+        support: Likely successors per context.
+        epsilon: Uniform mass per context.
+        seed: Seed of the language and the samples.
+
+    Returns:
+        An :class:`LMData` with ``entropy_rate``, ``mtp_entropy`` and ``val_floor`` set.
+    """
+    lang = ToyLanguage(vocab_size, support, epsilon, seed)
+    train = lang.sample(n_train, seq_len, torch.Generator().manual_seed(seed + 1))
+    val = lang.sample(n_val, seq_len, torch.Generator().manual_seed(seed + 2))
+    return LMData(
+        train=train,
+        val=val,
+        vocab_size=vocab_size,
+        context_warmup=1,
+        decode=lang.decode,
+        entropy_rate=lang.entropy_rate,
+        mtp_entropy=lang.mtp_entropy,
+        val_floor=float(lang.nll(val).mean()),
+        description=repr(lang),
+    )
+
+
+def read_text_file(path: str | Path, min_chars: int = 2) -> str:
+    """Reads a UTF-8 text file, with a clear message for every way that can go wrong.
+
+    Args:
+        path: The file.
+        min_chars: Fewest characters accepted.
+
+    Raises:
+        ValueError: The file is missing, not a file, not UTF-8, or shorter than ``min_chars``.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise ValueError(f"text file {str(p)!r} does not exist or is not a file")
+    try:
+        text = p.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise ValueError(f"text file {str(p)!r} is not valid UTF-8: {e}") from None
+    if len(text) < min_chars:
+        what = "is empty" if not text else f"has only {len(text)} characters"
+        raise ValueError(f"text file {str(p)!r} {what}; need at least {min_chars}")
+    return text
+
+
+def text_data(path: str | Path, seq_len: int = 64, val_fraction: float = 0.1) -> LMData:
+    """Builds character-level train/validation windows from a UTF-8 text file.
+
+    The first ``1 - val_fraction`` of the characters are for training (every window of length
+    ``T``, one per start position), the rest for validation (non-overlapping windows).
+
+    Args:
+        path: A UTF-8 text file.
+        seq_len: ``T``, characters per window.
+        val_fraction: Share of the text held out for validation.
+
+    Raises:
+        ValueError: The file is unusable (see :func:`read_text_file`) or too short for one training
+            and one validation window.
+    """
+    if not 0.0 < val_fraction <= 0.5:
+        raise ValueError(f"val_fraction must be in (0, 0.5], got {val_fraction}")
+    # enough characters for one validation window (and so for one training window)
+    text = read_text_file(path, min_chars=max(2, math.ceil(seq_len / val_fraction)))
+    tok = CharTokenizer.from_text(text)
+    ids = torch.tensor(tok.encode(text), dtype=torch.int64)  # (N,)
+    n_train = int(len(ids) * (1.0 - val_fraction))
+    return LMData(
+        train=ids[:n_train].unfold(0, seq_len, 1),  # (n_train - T + 1, T), a view
+        val=ids[n_train:].unfold(0, seq_len, seq_len),  # (N_val // T, T)
+        vocab_size=tok.vocab_size,
+        context_warmup=0,
+        decode=tok.decode,
+        description=f"{Path(path).name}: {len(ids)} characters, V={tok.vocab_size}",
+    )
+
+
+def make_inputs_and_labels(
+    rows: torch.Tensor, context_warmup: int = 0, ignore_index: int = -100
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Turns token rows into model inputs and shifted labels.
+
+    Uses :func:`aptt_edu.shift_labels` (``labels[b, t] = rows[b, t + 1]``, last = ignore) and also
+    ignores the first ``context_warmup`` targets, whose context is shorter than the source's order.
+
+    Args:
+        rows: ``(B, T)`` token ids.
+        context_warmup: Leading targets to ignore (1 for the order-2 toy language).
+        ignore_index: Marker of "no target".
+
+    Returns:
+        ``(inputs, labels)``, both ``(B, T)``.
+    """
+    inputs, labels = shift_labels(rows, ignore_index=ignore_index)  # (B, T), (B, T)
+    labels[:, :context_warmup] = ignore_index
+    return inputs, labels
+
+
+def get_batch(
+    data: LMData, batch_size: int, generator: torch.Generator, split: str = "train"
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Draws ``batch_size`` random rows of a split (with replacement) as ``(inputs, labels)``.
+
+    Args:
+        data: The data set.
+        batch_size: ``B``.
+        generator: Seeded source of the row indices.
+        split: ``"train"`` or ``"val"``.
+
+    Returns:
+        ``(inputs, labels)``, both ``(B, T)``.
+    """
+    rows = data.train if split == "train" else data.val
+    idx = torch.randint(len(rows), (batch_size,), generator=generator)  # (B,)
+    return make_inputs_and_labels(rows[idx], data.context_warmup)
