@@ -1,0 +1,33 @@
+// MathJax 3 configuration, loaded before the vendored assets/vendor/mathjax/tex-mml-chtml.js.
+//
+// Two kinds of math are typeset, and nothing else on the page:
+//  * Markdown pages and docstrings: pymdownx.arithmatex (generic mode) wraps every formula in
+//    <span|div class="arithmatex"> with \( \) or \[ \] delimiters.
+//  * Notebook pages: mkdocs-jupyter leaves the Markdown cells' $...$ and $$...$$ as they are, inside
+//    <div class="jp-RenderedMarkdown">, exactly as Jupyter shows them.
+// Code cells and their outputs are never touched, so a "$" in a printed string stays a "$".
+window.MathJax = {
+  tex: {
+    inlineMath: [["\\(", "\\)"], ["$", "$"]],
+    displayMath: [["\\[", "\\]"], ["$$", "$$"]],
+    processEscapes: true,
+    processEnvironments: true,
+  },
+  options: {
+    ignoreHtmlClass: ".*|",
+    processHtmlClass: "arithmatex|jp-RenderedMarkdown",
+  },
+};
+
+// Material for MkDocs announces each (re)loaded page on document$; typeset again when it does.
+if (typeof document$ !== "undefined") {
+  document$.subscribe(() => {
+    if (!window.MathJax || !MathJax.startup || !MathJax.startup.promise) return;
+    MathJax.startup.promise.then(() => {
+      MathJax.startup.output.clearCache();
+      MathJax.typesetClear();
+      MathJax.texReset();
+      return MathJax.typesetPromise();
+    });
+  });
+}
