@@ -13,8 +13,12 @@ window.MathJax = {
     processEscapes: true,
     processEnvironments: true,
   },
+  // MathJax skips an element whose class matches ignoreHtmlClass, with everything inside it, unless
+  // the class matches processHtmlClass. ".+" (any class at all) rather than Material's usual ".*|":
+  // that one also matches elements *without* a class, such as the <p> inside a notebook's Markdown
+  // cell, and would skip the notebooks' math.
   options: {
-    ignoreHtmlClass: ".*|",
+    ignoreHtmlClass: ".+",
     processHtmlClass: "arithmatex|jp-RenderedMarkdown",
   },
 };
