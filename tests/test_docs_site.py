@@ -286,6 +286,8 @@ def test_navigation_switcher_and_math(site: Site, pages: dict[str, str], page: s
     if page.endswith("notebook"):
         here += f"notebooks/{site.notebook}/"
     for target_lang, href in switcher.items():
+        # Relative, so the site works under any base path (e.g. https://<owner>.github.io/<repo>/).
+        assert not href.startswith("/"), f"{page}: switcher link to {target_lang} is absolute: {href!r}"
         expected = site.url + ("" if target_lang == "en" else "de/")
         if page.endswith("notebook"):
             expected += f"notebooks/{site.notebook}/"

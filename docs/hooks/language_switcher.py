@@ -21,7 +21,9 @@ from mkdocs.structure.pages import Page
 @event_priority(0)
 def on_page_context(context: dict, page: Page, config: MkDocsConfig, nav: Navigation) -> dict:
     base = urlsplit(config.site_url or "").path.rstrip("/")  # "/repo" on a project site, else ""
-    for alternate in config.extra.get("alternate", []):
+    # i18n assigns the list as an attribute (config.extra.alternate = ...), which is what the theme
+    # reads; config.extra["alternate"] may still hold the list it started from.
+    for alternate in getattr(config.extra, "alternate", None) or []:
         link = alternate.get("link", "")
         if link.startswith("/") and not link.startswith("//"):
             link = link.removeprefix(base).lstrip("/")
