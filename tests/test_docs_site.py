@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from html.parser import HTMLParser
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import ClassVar
 from urllib.parse import unquote, urljoin, urlsplit
 
 import pytest
@@ -97,14 +98,22 @@ def _write_sample_notebooks(root: Path) -> None:
     plt.close(fig)
     png = base64.b64encode(buf.getvalue()).decode()
     text = {
-        "en": ("# 01 · Sample notebook", "The loss is $\\mathcal{L} = -\\log p_y$ and $$H(q,p) = -\\sum_v q_v \\log p_v.$$"),
-        "de": ("# 01 · Beispiel-Notebook", "Der Verlust ist $\\mathcal{L} = -\\log p_y$ und $$H(q,p) = -\\sum_v q_v \\log p_v.$$"),
+        "en": (
+            "# 01 · Sample notebook",
+            "The loss is $\\mathcal{L} = -\\log p_y$ and $$H(q,p) = -\\sum_v q_v \\log p_v.$$",
+        ),
+        "de": (
+            "# 01 · Beispiel-Notebook",
+            "Der Verlust ist $\\mathcal{L} = -\\log p_y$ und $$H(q,p) = -\\sum_v q_v \\log p_v.$$",
+        ),
     }
     for lang, (title, body) in text.items():
         nb = {
             "nbformat": 4,
             "nbformat_minor": 5,
-            "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
+            "metadata": {
+                "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}
+            },
             "cells": [
                 {"cell_type": "markdown", "id": "a", "metadata": {}, "source": title},
                 {"cell_type": "markdown", "id": "b", "metadata": {}, "source": body},
@@ -118,14 +127,19 @@ def _write_sample_notebooks(root: Path) -> None:
                         {
                             "output_type": "display_data",
                             "metadata": {},
-                            "data": {"image/png": png, "text/plain": "<Figure size 400x250 with 1 Axes>"},
+                            "data": {
+                                "image/png": png,
+                                "text/plain": "<Figure size 400x250 with 1 Axes>",
+                            },
                         }
                     ],
                 },
             ],
         }
         (root / lang).mkdir(parents=True, exist_ok=True)
-        (root / lang / "01_cross_entropy_and_label_smoothing.ipynb").write_text(json.dumps(nb), encoding="utf-8")
+        (root / lang / "01_cross_entropy_and_label_smoothing.ipynb").write_text(
+            json.dumps(nb), encoding="utf-8"
+        )
 
 
 # ------------------------------------------------------------------------------------------------
@@ -141,7 +155,7 @@ class Site:
 
 
 class _QuietHandler(SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: object) -> None:
         pass
 
 
@@ -157,7 +171,9 @@ def site() -> Iterator[Site]:
         with_plots = [
             p.stem
             for p in sorted((notebooks / "en").glob("*.ipynb"))
-            if _has_png(p) and (notebooks / "de" / p.name).is_file() and _has_png(notebooks / "de" / p.name)
+            if _has_png(p)
+            and (notebooks / "de" / p.name).is_file()
+            and _has_png(notebooks / "de" / p.name)
         ]
         assert with_plots, f"no notebook in {notebooks}/en and /de has a committed image/png output"
 
@@ -192,7 +208,9 @@ def site() -> Iterator[Site]:
 
 def _open(url: str, screenshot: Path) -> str:
     """Loads ``url`` in headless Chromium, saves a screenshot and returns the DOM after scripts ran."""
-    assert CHROMIUM is not None, "headless Chromium is required here (APTT_REQUIRE_BROWSER/CI is set)"
+    assert CHROMIUM is not None, (
+        "headless Chromium is required here (APTT_REQUIRE_BROWSER/CI is set)"
+    )
     screenshot.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="aptt-chromium-") as profile:
         run = subprocess.run(
@@ -235,7 +253,9 @@ def pages(site: Site) -> dict[str, str]:
         "de_notebook": f"{site.url}de/notebooks/{site.notebook}/",
     }
     with ThreadPoolExecutor(max_workers=2) as pool:
-        doms = pool.map(lambda kv: (kv[0], _open(kv[1], SCREENSHOTS / f"{kv[0]}.png")), urls.items())
+        doms = pool.map(
+            lambda kv: (kv[0], _open(kv[1], SCREENSHOTS / f"{kv[0]}.png")), urls.items()
+        )
         return dict(doms)
 
 
@@ -265,7 +285,11 @@ def _classes(attrs: dict[str, str]) -> set[str]:
 
 
 def _language_links(elements: list[tuple[str, dict[str, str]]]) -> dict[str, str]:
-    return {a["hreflang"]: a["href"] for tag, a in elements if tag == "a" and "md-select__link" in _classes(a)}
+    return {
+        a["hreflang"]: a["href"]
+        for tag, a in elements
+        if tag == "a" and "md-select__link" in _classes(a)
+    }
 
 
 @pytest.mark.parametrize("page", ["en_home", "de_home", "en_notebook", "de_notebook"])
@@ -277,7 +301,9 @@ def test_navigation_switcher_and_math(site: Site, pages: dict[str, str], page: s
     assert re.search(rf'<html[^>]*\blang="{lang}"', dom), f"{page}: <html lang> is not {lang}"
     nav_links = [a for tag, a in elements if tag == "a" and "md-nav__link" in _classes(a)]
     assert len(nav_links) >= 10, f"{page}: navigation has only {len(nav_links)} links"
-    concept = "Cross-entropy and label smoothing" if lang == "en" else "Kreuzentropie und Label Smoothing"
+    concept = (
+        "Cross-entropy and label smoothing" if lang == "en" else "Kreuzentropie und Label Smoothing"
+    )
     assert concept in dom, f"{page}: navigation lacks the first concept page ({concept!r})"
 
     switcher = _language_links(elements)
@@ -287,11 +313,15 @@ def test_navigation_switcher_and_math(site: Site, pages: dict[str, str], page: s
         here += f"notebooks/{site.notebook}/"
     for target_lang, href in switcher.items():
         # Relative, so the site works under any base path (e.g. https://<owner>.github.io/<repo>/).
-        assert not href.startswith("/"), f"{page}: switcher link to {target_lang} is absolute: {href!r}"
+        assert not href.startswith("/"), (
+            f"{page}: switcher link to {target_lang} is absolute: {href!r}"
+        )
         expected = site.url + ("" if target_lang == "en" else "de/")
         if page.endswith("notebook"):
             expected += f"notebooks/{site.notebook}/"
-        assert urljoin(here, href) == expected, f"{page}: switcher link to {target_lang} is {href!r}"
+        assert urljoin(here, href) == expected, (
+            f"{page}: switcher link to {target_lang} is {href!r}"
+        )
 
     math = dom.count("<mjx-container")
     assert math > 0, f"{page}: no formula was typeset by MathJax"
@@ -305,11 +335,19 @@ def test_notebook_page_is_rendered(site: Site, pages: dict[str, str], lang: str)
     assert '"cell_type"' not in dom and '"nbformat"' not in dom, "the notebook came out as raw JSON"
     cells = [a for tag, a in elements if tag == "div" and "jp-Cell" in _classes(a)]
     assert len(cells) >= 2, f"only {len(cells)} rendered notebook cells"
-    plots = [a for tag, a in elements if tag == "img" and a.get("src", "").startswith("data:image/png;base64,")]
+    plots = [
+        a
+        for tag, a in elements
+        if tag == "img" and a.get("src", "").startswith("data:image/png;base64,")
+    ]
     assert plots, "no plot (<img src=data:image/png>) on the notebook page"
-    markdown_math = re.search(r'class="[^"]*jp-RenderedMarkdown[^"]*".*?<mjx-container', dom, re.DOTALL)
+    markdown_math = re.search(
+        r'class="[^"]*jp-RenderedMarkdown[^"]*".*?<mjx-container', dom, re.DOTALL
+    )
     assert markdown_math, "no formula in a Markdown cell was typeset"
-    download = [a for tag, a in elements if tag == "a" and a.get("href") == f"{site.notebook}.ipynb"]
+    download = [
+        a for tag, a in elements if tag == "a" and a.get("href") == f"{site.notebook}.ipynb"
+    ]
     assert download, "no download link for the .ipynb"
 
 
@@ -319,10 +357,14 @@ def test_every_notebook_has_a_page(site: Site) -> None:
         pytest.skip("notebooks/ is empty: the sample notebooks are covered by the other tests")
     for lang in LANGS:
         prefix = "" if lang == "en" else "de/"
-        for nb in sorted((notebooks / "en").glob("*.ipynb")) + sorted((notebooks / lang).glob("*.ipynb")):
+        for nb in sorted((notebooks / "en").glob("*.ipynb")) + sorted(
+            (notebooks / lang).glob("*.ipynb")
+        ):
             page = site.root / f"{prefix}notebooks/{nb.stem}/index.html"
             assert page.is_file(), f"{nb.name} has no {lang} page"
-            assert "jp-Cell" in page.read_text(encoding="utf-8"), f"{page} is not a rendered notebook"
+            assert "jp-Cell" in page.read_text(encoding="utf-8"), (
+                f"{page} is not a rendered notebook"
+            )
 
 
 # ------------------------------------------------------------------------------------------------
@@ -330,7 +372,14 @@ def test_every_notebook_has_a_page(site: Site) -> None:
 
 
 class _Links(HTMLParser):
-    ATTRS = {"a": "href", "link": "href", "script": "src", "img": "src", "source": "src", "iframe": "src"}
+    ATTRS: ClassVar[dict[str, str]] = {
+        "a": "href",
+        "link": "href",
+        "script": "src",
+        "img": "src",
+        "source": "src",
+        "iframe": "src",
+    }
 
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)
@@ -349,7 +398,11 @@ def _target(site_root: Path, page: Path, link: str) -> Path | None:
     if parts.scheme or parts.netloc or not parts.path:
         return None  # http(s)://, mailto:, data:, javascript:, or "#anchor" on the same page
     page_url = "/" + page.relative_to(site_root).as_posix()
-    path = unquote(parts.path) if parts.path.startswith("/") else posixpath.join(posixpath.dirname(page_url), unquote(parts.path))
+    path = (
+        unquote(parts.path)
+        if parts.path.startswith("/")
+        else posixpath.join(posixpath.dirname(page_url), unquote(parts.path))
+    )
     target = site_root / posixpath.normpath(path).lstrip("/")
     if path.endswith("/") or target.is_dir():
         target = target / "index.html"

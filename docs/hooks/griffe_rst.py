@@ -155,7 +155,11 @@ def _target(obj: griffe.Object, name: str, loader: griffe.GriffeLoader) -> str |
     """Full path of ``name`` as seen from ``obj``, if it is documented on the site; else None."""
     head, _, tail = name.partition(".")
     try:
-        path = name if name.startswith("aptt_edu.") else obj.resolve(head) + (f".{tail}" if tail else "")
+        path = (
+            name
+            if name.startswith("aptt_edu.")
+            else obj.resolve(head) + (f".{tail}" if tail else "")
+        )
         target = loader.modules_collection[path]
     except Exception:  # unresolvable names (torch.*, typos) are shown as code
         return None

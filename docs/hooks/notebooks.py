@@ -42,7 +42,9 @@ It also keeps the build green while the notebooks and some modules are still bei
   does not exist;
 * Markdown links to a dropped page are turned into plain text (logged at INFO).
 
-Finally it puts a download link for the ``.ipynb`` above each notebook and removes the CDN MathJax 2 loader that mkdocs-jupyter puts into every notebook page:
+Finally it puts a download link for the ``.ipynb`` above each notebook, moves the JupyterLab
+stylesheet that nbconvert inlines into every notebook page (0.6 MB each) into one shared file, and
+removes the CDN MathJax 2 loader that mkdocs-jupyter puts into every notebook page:
 the site loads its own, vendored MathJax 3 (``docs/hooks/mathjax.py``), which also typesets the
 notebooks' Markdown cells.
 
@@ -53,6 +55,7 @@ to build against sample notebooks while ``notebooks/`` is still empty).
 from __future__ import annotations
 
 import copy
+import hashlib
 import logging
 import os
 import posixpath
@@ -64,6 +67,7 @@ from mkdocs.config.defaults import MkDocsConfig
 from mkdocs.plugins import event_priority
 from mkdocs.structure.files import File, Files
 from mkdocs.structure.pages import Page
+from mkdocs.utils import get_relative_url
 
 log = logging.getLogger("mkdocs.hooks.notebooks")
 
@@ -97,7 +101,11 @@ def _languages(config: MkDocsConfig) -> tuple[str, str, list[str]]:
     i18n = config.plugins.get("i18n")
     if i18n is None:  # a single-language build: notebooks/en only, at the site root
         return "en", "en", ["en"]
-    return i18n.current_language or i18n.default_language, i18n.default_language, i18n.build_languages
+    return (
+        i18n.current_language or i18n.default_language,
+        i18n.default_language,
+        i18n.build_languages,
+    )
 
 
 def _notebooks_root(config: MkDocsConfig) -> Path:
@@ -135,7 +143,11 @@ def _nav_path(item: Any) -> str | None:
 def _prune(items: list[Any], keep: Any) -> list[Any]:
     out: list[Any] = []
     for item in items:
-        if isinstance(item, dict) and len(item) == 1 and isinstance(next(iter(item.values())), list):
+        if (
+            isinstance(item, dict)
+            and len(item) == 1
+            and isinstance(next(iter(item.values())), list)
+        ):
             title, children = next(iter(item.items()))
             children = _prune(children, keep)
             if children:  # an empty section would be an error
@@ -148,7 +160,11 @@ def _prune(items: list[Any], keep: Any) -> list[Any]:
 def _listed(items: list[Any]) -> set[str]:
     paths: set[str] = set()
     for item in items:
-        if isinstance(item, dict) and len(item) == 1 and isinstance(next(iter(item.values())), list):
+        if (
+            isinstance(item, dict)
+            and len(item) == 1
+            and isinstance(next(iter(item.values())), list)
+        ):
             paths |= _listed(next(iter(item.values())))
         elif (path := _nav_path(item)) is not None:
             paths.add(path)
@@ -168,7 +184,8 @@ def _notebook_section(items: list[Any]) -> list[Any] | None:
     return None
 
 
-@event_priority(-150)  # after mkdocs-static-i18n's on_config (-100), which sets the current language
+# After mkdocs-static-i18n's on_config (priority -100), which sets the language being built.
+@event_priority(-150)
 def on_config(config: MkDocsConfig) -> MkDocsConfig:
     global _original_nav
     if config.nav is None:
@@ -188,7 +205,9 @@ def on_config(config: MkDocsConfig) -> MkDocsConfig:
 
     nav = _prune(copy.deepcopy(_original_nav), keep)
     listed = _listed(nav)
-    extra = [f"{NOTEBOOKS_NAV}{n}.ipynb" for n in names if f"{NOTEBOOKS_NAV}{n}.ipynb" not in listed]
+    extra = [
+        f"{NOTEBOOKS_NAV}{n}.ipynb" for n in names if f"{NOTEBOOKS_NAV}{n}.ipynb" not in listed
+    ]
     if extra:  # a notebook that the nav does not name yet still gets a page and a nav entry
         section = _notebook_section(nav)
         if section is None:
@@ -216,7 +235,9 @@ def _dest_uri(lang: str, default: str, name: str, use_directory_urls: bool) -> s
     return f"{prefix}{NOTEBOOKS_NAV}{page}"
 
 
-def _notebook_file(config: MkDocsConfig, lang: str, name: str, source: Path, cls: type[File]) -> File:
+def _notebook_file(
+    config: MkDocsConfig, lang: str, name: str, source: Path, cls: type[File]
+) -> File:
     _, default, _ = _languages(config)
     f = cls(
         f"{lang}/{NOTEBOOKS_NAV}{name}.ipynb",
@@ -230,7 +251,8 @@ def _notebook_file(config: MkDocsConfig, lang: str, name: str, source: Path, cls
     return f
 
 
-@event_priority(-200)  # after mkdocs-static-i18n's on_files (-100): see the module docstring
+# After mkdocs-static-i18n's on_files (priority -100): see the module docstring.
+@event_priority(-200)
 def on_files(files: Files, config: MkDocsConfig) -> Files:
     lang, default, build_languages = _languages(config)
 
@@ -299,10 +321,30 @@ _NB_MATHJAX = re.compile(
 _DOWNLOAD = {"en": "Download this notebook", "de": "Dieses Notebook herunterladen"}
 
 
+# nbconvert inlines the whole JupyterLab stylesheet (about 0.6 MB) into every notebook page. The same
+# text is written once to assets/notebooks/<hash>.css and linked instead, at the same place in the
+# page, so the cascade is unchanged and browsers cache it across notebooks.
+_STYLE = re.compile(r"<style[^>]*>(.*?)</style>", re.DOTALL)
+_STYLE_MIN_CHARS = 2000  # small, page-specific style blocks stay inline
+
+
+def _link_stylesheet(m: re.Match[str], page: Page, config: MkDocsConfig) -> str:
+    css = m[1]
+    if len(css) < _STYLE_MIN_CHARS:
+        return m[0]
+    name = f"assets/notebooks/{hashlib.sha256(css.encode()).hexdigest()[:16]}.css"
+    path = Path(config.site_dir) / name
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(css, encoding="utf-8")
+    return f'<link rel="stylesheet" href="{get_relative_url(name, page.url)}">'
+
+
 def on_page_content(html: str, page: Page, config: MkDocsConfig, files: Files) -> str:
     if not isinstance(page.file, NotebookPage):
         return html
     html = _NB_MATHJAX.sub("", html, count=1)
+    html = _STYLE.sub(lambda m: _link_stylesheet(m, page, config), html)
     lang, _, _ = _languages(config)
     name = Path(page.file.abs_src_path or "").name
     label = _DOWNLOAD.get(lang, _DOWNLOAD["en"])

@@ -4,7 +4,8 @@
 //  * Markdown pages and docstrings: pymdownx.arithmatex (generic mode) wraps every formula in
 //    <span|div class="arithmatex"> with \( \) or \[ \] delimiters.
 //  * Notebook pages: mkdocs-jupyter leaves the Markdown cells' $...$ and $$...$$ as they are, inside
-//    <div class="jp-RenderedMarkdown">, exactly as Jupyter shows them.
+//    <div class="jp-RenderedMarkdown">, exactly as Jupyter shows them; their headings reach the
+//    navigation and the table of contents (<span class="md-ellipsis">) with the same delimiters.
 // Code cells and their outputs are never touched, so a "$" in a printed string stays a "$".
 window.MathJax = {
   tex: {
@@ -19,7 +20,9 @@ window.MathJax = {
   // cell, and would skip the notebooks' math.
   options: {
     ignoreHtmlClass: ".+",
-    processHtmlClass: "arithmatex|jp-RenderedMarkdown",
+    // md-ellipsis: nav and table-of-contents titles, which come from notebook headings such as
+    // "The loss: $\lambda$ or $\lambda / D$?".
+    processHtmlClass: "arithmatex|jp-RenderedMarkdown|md-ellipsis",
   },
 };
 
