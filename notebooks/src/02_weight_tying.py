@@ -1,0 +1,699 @@
+# %% [markdown] en
+# # 02 — Weight tying: one matrix for the input and the output
+#
+# A language model touches its vocabulary twice. At the bottom, the **embedding** turns each token id
+# into a vector of width $d$; at the top, the **output head** (LM head, unembedding) turns the final
+# hidden state back into one score per vocabulary entry. Both are $V \times d$ matrices. *Weight
+# tying* (Press & Wolf, 2017; Inan et al., 2017) uses **one** matrix for both jobs.
+#
+# In this notebook you
+#
+# 1. derive, in code, what is shared and why the shapes allow it — the embedding *is* a transposed
+#    unembedding;
+# 2. recompute the seed design's two claims about tying ("~4 % fewer parameters for $V$ = 50k,
+#    $d$ = 2048", "Main Head 400 MB") and find out for which model they hold — and what the head
+#    costs that tying does *not* save;
+# 3. read from published configurations which well-known models tie and which do not, and compute
+#    how large a share of each model the vocabulary matrices are;
+# 4. watch the gradients of both uses land in one tensor;
+# 5. train a tiny Transformer tied and untied on a toy language with a known entropy floor.
+#
+# Everything runs on a CPU in well under a minute. Every number in the text is printed by a cell or
+# checked by an `assert`.
+# %% [markdown] de
+# # 02 — Gewichtsbindung: eine Matrix für Ein- und Ausgabe
+#
+# Ein Sprachmodell hat zweimal mit seinem Vokabular zu tun. Ganz unten macht die **Embedding-Matrix**
+# aus jeder Token-ID einen Vektor der Breite $d$; ganz oben macht die **Ausgabeschicht** (LM-Head)
+# aus dem letzten Hidden State wieder eine Bewertung für jeden Eintrag des Vokabulars. Beides sind
+# $V \times d$-Matrizen. Bei der *Gewichtsbindung* (Weight Tying; Press & Wolf, 2017; Inan et al.,
+# 2017) erledigt **eine einzige** Matrix beide Aufgaben.
+#
+# In diesem Notebook
+#
+# 1. leiten wir im Code her, was geteilt wird und warum die Formen das erlauben — die
+#    Embedding-Matrix *ist* eine transponierte Ausgabeschicht;
+# 2. rechnen wir die beiden Behauptungen des Seed-Entwurfs nach („~4 % weniger Parameter bei
+#    $V$ = 50k, $d$ = 2048“, „Main Head 400 MB“) und klären, für welches Modell sie gelten — und
+#    welche Kosten des Heads die Bindung *nicht* senkt;
+# 3. lesen wir aus veröffentlichten Konfigurationen ab, welche bekannten Modelle ihre Gewichte binden
+#    und welche nicht, und berechnen, welchen Anteil die Vokabular-Matrizen am ganzen Modell haben;
+# 4. sehen wir zu, wie die Gradienten beider Verwendungen in einem Tensor landen;
+# 5. trainieren wir einen winzigen Transformer einmal gebunden, einmal ungebunden auf einer
+#    Spielzeugsprache mit bekannter Entropie-Untergrenze.
+#
+# Alles läuft auf der CPU in deutlich unter einer Minute. Jede Zahl im Text wird von einer Zelle
+# ausgegeben oder durch ein `assert` geprüft.
+
+# %%
+import warnings
+
+import matplotlib.pyplot as plt
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from aptt_edu import shift_labels
+from aptt_edu.heads.language_modeling import LanguageModelingHead
+from aptt_edu.layers import Block
+from aptt_edu.loss.language_modeling import LanguageModelingLoss
+from aptt_edu.model import GPT, GPTConfig
+
+_ = torch.manual_seed(0)
+
+# %% [markdown] en
+# ## 1. What is shared, and why that is allowed
+#
+# ### The embedding: a lookup is a matrix product
+#
+# `nn.Embedding(V, d)` stores a matrix $E \in \mathbb{R}^{V \times d}$; row $t$ is the vector of
+# token $t$. Looking a token up is the same as multiplying its one-hot vector with $E$:
+# $x_t = \mathrm{onehot}(t)\,E$.
+# %% [markdown] de
+# ## 1. Was geteilt wird und warum das erlaubt ist
+#
+# ### Die Embedding-Matrix: Nachschlagen ist ein Matrixprodukt
+#
+# `nn.Embedding(V, d)` speichert eine Matrix $E \in \mathbb{R}^{V \times d}$; Zeile $t$ ist der
+# Vektor von Token $t$. Ein Token nachzuschlagen ist dasselbe, wie seinen One-Hot-Vektor mit $E$ zu
+# multiplizieren: $x_t = \mathrm{onehot}(t)\,E$.
+
+# %%
+V, d = 10, 4  # a toy vocabulary of 10 tokens, hidden width 4
+emb = nn.Embedding(V, d)
+E = emb.weight  # (V, d): row t is the input vector of token t
+
+tokens = torch.tensor([3, 0, 7])  # (T,)
+x_lookup = emb(tokens)  # (T, d)
+# $x_t = \mathrm{onehot}(t)\,E$
+x_matmul = F.one_hot(tokens, V).float() @ E  # (T, V) @ (V, d) -> (T, d)
+assert torch.allclose(x_lookup, x_matmul, atol=0.0)
+print("E:", tuple(E.shape), "  one-hot:", tuple(F.one_hot(tokens, V).shape), "  x:", tuple(x_lookup.shape))
+
+# %% [markdown] en
+# ### The head: one dot product per vocabulary entry
+#
+# The LM head maps a hidden state $h \in \mathbb{R}^d$ to logits $z \in \mathbb{R}^V$. The library's
+# `LanguageModelingHead` stores its weight the way `nn.Linear(d, V)` does, as $W \in \mathbb{R}^{V
+# \times d}$, and computes $z = h W^\top$. Written per entry, $z_v = h \cdot w_v$: row $v$ of $W$ is
+# a vector that *scores* token $v$. The matrix that maps $\mathbb{R}^d \to \mathbb{R}^V$ — the
+# *unembedding* — is $U = W^\top \in \mathbb{R}^{d \times V}$.
+# %% [markdown] de
+# ### Die Ausgabeschicht: ein Skalarprodukt pro Vokabeleintrag
+#
+# Der LM-Head bildet einen Hidden State $h \in \mathbb{R}^d$ auf Logits $z \in \mathbb{R}^V$ ab.
+# Der `LanguageModelingHead` der Bibliothek speichert sein Gewicht wie `nn.Linear(d, V)` als
+# $W \in \mathbb{R}^{V \times d}$ und rechnet $z = h W^\top$. Eintragsweise heißt das
+# $z_v = h \cdot w_v$: Zeile $v$ von $W$ ist ein Vektor, der Token $v$ *bewertet*. Die Matrix, die
+# $\mathbb{R}^d \to \mathbb{R}^V$ abbildet — die eigentliche Ausgabeschicht (Unembedding) — ist
+# $U = W^\top \in \mathbb{R}^{d \times V}$.
+
+# %%
+head = LanguageModelingHead(d_model=d, vocab_size=V)  # untied for now
+W = head.weight  # (V, d): row v scores token v
+h = torch.randn(2, 3, d)  # (B, T, d) hidden states, standing in for a Transformer's output
+logits = head(h)  # (B, T, V)
+# $z = h W^\top$, i.e. $z_v = h \cdot w_v$
+assert torch.allclose(logits, h @ W.T, atol=1e-6)
+print("W:", tuple(W.shape), "  same shape as E:", W.shape == E.shape, "  logits:", tuple(logits.shape))
+
+# %% [markdown] en
+# $E$ and $W$ have the same shape: $V$ rows of width $d$, one vector per token. Nothing stops us from
+# using the same matrix for both, $W = E$. Then the unembedding is $U = E^\top$ — the embedding,
+# transposed — and the logit of token $v$ is the dot product of the hidden state with that token's
+# own input vector,
+#
+# $$z_v = h \cdot e_v .$$
+#
+# *Why this is reasonable, not just possible:* both matrices hold one vector per token, and tokens
+# that are used alike should get similar vectors in both. Press & Wolf (2017) showed that the output
+# matrix of a trained language model is itself a good word embedding and recommend tying; Inan et
+# al. (2017) derive tying from a loss framework. Tying also means that a token which is rare as an
+# *input* still gets its vector trained through the head, where every token receives a gradient at
+# every position (section 4 shows this).
+#
+# ### Tying with the library
+#
+# `LanguageModelingHead.tie_embedding_weights(emb)` does not copy anything: it makes the head's
+# `weight` *the same* `nn.Parameter` object as `emb.weight`.
+# %% [markdown] de
+# $E$ und $W$ haben dieselbe Form: $V$ Zeilen der Breite $d$, ein Vektor pro Token. Nichts hindert
+# uns daran, für beides dieselbe Matrix zu nehmen, $W = E$. Dann ist die Ausgabeschicht $U = E^\top$
+# — die transponierte Embedding-Matrix —, und der Logit von Token $v$ ist das Skalarprodukt des
+# Hidden States mit dem Eingabevektor genau dieses Tokens,
+#
+# $$z_v = h \cdot e_v .$$
+#
+# *Warum das nicht nur möglich, sondern auch sinnvoll ist:* Beide Matrizen enthalten einen Vektor pro
+# Token, und Tokens, die ähnlich verwendet werden, sollten in beiden ähnliche Vektoren bekommen.
+# Press & Wolf (2017) zeigen, dass die Ausgabematrix eines trainierten Sprachmodells selbst ein gutes
+# Wort-Embedding ist, und empfehlen die Gewichtsbindung; Inan et al. (2017) leiten sie aus einem
+# theoretischen Rahmen für die Verlustfunktion her. Außerdem wird so auch der Vektor eines Tokens trainiert, das als *Eingabe*
+# selten vorkommt: Über den Head bekommt jedes Token an jeder Position einen Gradienten (das zeigt
+# Abschnitt 4).
+#
+# ### Gewichtsbindung mit der Bibliothek
+#
+# `LanguageModelingHead.tie_embedding_weights(emb)` kopiert nichts: Es macht das `weight` des Heads
+# zu *demselben* `nn.Parameter`-Objekt wie `emb.weight`.
+
+# %%
+head.tie_embedding_weights(emb)
+print(head)
+assert head.weight is emb.weight  # one Parameter object, registered under two names
+assert head.weight.data_ptr() == emb.weight.data_ptr()  # one block of memory
+# $z = h E^\top$: with tying, the unembedding is the transposed embedding
+assert torch.allclose(head(h), h @ emb.weight.T, atol=1e-6)
+
+with torch.no_grad():
+    emb.weight[3].zero_()  # change the embedding of token 3 ...
+print("head row 3 after zeroing embedding row 3:", head.weight[3].tolist())  # ... the head sees it
+
+# %% [markdown] en
+# ### Counting a tied parameter once
+#
+# A model that ties has one tensor under two names. `model.parameters()` yields each tensor once, so
+# parameter counts and optimizers see it once; `state_dict()` lists it under both names (so both
+# loaders find their key). Counting parameters from a `state_dict` therefore counts a tied matrix
+# twice. We check this on the package's tiny Transformer, `aptt_edu.model.GPT`, whose head is the
+# library's `CombinedLMHead` and which calls `tie_embedding_weights` itself when
+# `tie_weights=True`.
+# %% [markdown] de
+# ### Einen gebundenen Parameter nur einmal zählen
+#
+# Ein gebundenes Modell hat einen Tensor unter zwei Namen. `model.parameters()` liefert jeden Tensor
+# nur einmal, Parameterzahl und Optimierer sehen ihn also einmal; `state_dict()` führt ihn unter
+# beiden Namen (damit beide Seiten beim Laden ihren Schlüssel finden). Wer Parameter aus einem
+# `state_dict` zählt, zählt eine gebundene Matrix deshalb doppelt. Wir prüfen das am kleinen
+# Transformer des Pakets, `aptt_edu.model.GPT`: Sein Head ist der `CombinedLMHead` der Bibliothek,
+# und bei `tie_weights=True` ruft er `tie_embedding_weights` selbst auf.
+
+# %%
+for tie in (False, True):
+    model = GPT(GPTConfig(vocab_size=24, d_model=64, tie_weights=tie))  # the package's tiny Transformer
+    n_params = sum(p.numel() for p in model.parameters())  # a shared tensor counts once
+    n_state = sum(t.numel() for t in model.state_dict().values())  # listed under both names
+    names = [k for k in model.state_dict() if k in ("tok_emb.weight", "head.lm_head.weight")]
+    print(f"tie_weights={tie!s:5}  parameters(): {n_params:,}   state_dict(): {n_state:,}   {names}")
+    assert n_params == model.num_parameters()
+    if not tie:
+        untied_params = n_params
+assert untied_params - n_params == 24 * 64  # tying removed exactly one (V, d) matrix
+assert n_state == untied_params  # the state dict still holds V*d numbers under each name
+
+# Loading a tied state dict into a freshly built tied model keeps the single tensor.
+source, fresh = GPT(GPTConfig(tie_weights=True)), GPT(GPTConfig(tie_weights=True))
+fresh.load_state_dict(source.state_dict())
+assert fresh.head.lm_head.weight is fresh.tok_emb.weight
+assert torch.equal(fresh.tok_emb.weight, source.tok_emb.weight)
+
+# %% [markdown] en
+# One pitfall: `tie_weights=True` only records the *intent*. The head cannot reach the embedding — the
+# model owns it — so the model must call `tie_embedding_weights`. If it forgets, the head warns on
+# its first forward pass:
+# %% [markdown] de
+# Eine Falle: `tie_weights=True` hält nur die *Absicht* fest. Der Head kommt an die Embedding-Matrix
+# nicht heran — sie gehört dem Modell —, also muss das Modell `tie_embedding_weights` aufrufen.
+# Vergisst es das, warnt der Head beim ersten Forward-Pass:
+
+# %%
+forgot = LanguageModelingHead(d, V, tie_weights=True)  # tie_embedding_weights() is never called
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    forgot(h)
+print(caught[0].message)
+
+# %% [markdown] en
+# ## 2. What tying saves: the seed's claims, recomputed
+#
+# Tying removes exactly one $V \times d$ matrix. The seed design states two numbers for
+# $V$ = 50,000 and $d$ = 2048. Neither says for which model it holds, so we compute that.
+#
+# ### Claim 1: "~4 % fewer parameters"
+#
+# If the untied model has $N$ parameters, tying saves the fraction $Vd/N$. Setting that to 4 %
+# fixes $N$:
+#
+# $$\frac{V d}{N} = 0.04 \quad\Longrightarrow\quad N = \frac{V d}{0.04}.$$
+# %% [markdown] de
+# ## 2. Was die Bindung spart: die Behauptungen des Seed-Entwurfs nachgerechnet
+#
+# Die Gewichtsbindung entfernt genau eine $V \times d$-Matrix. Der Seed-Entwurf nennt zwei Zahlen
+# für $V$ = 50.000 und $d$ = 2048. Keine der beiden sagt, für welches Modell sie gilt — das rechnen
+# wir aus.
+#
+# ### Behauptung 1: „~4 % weniger Parameter“
+#
+# Hat das ungebundene Modell $N$ Parameter, spart die Bindung den Anteil $Vd/N$. Setzt man den auf
+# 4 %, liegt $N$ fest:
+#
+# $$\frac{V d}{N} = 0.04 \quad\Longrightarrow\quad N = \frac{V d}{0.04}.$$
+
+# %%
+V_seed, d_seed = 50_000, 2048
+saved = V_seed * d_seed  # parameters removed by tying: one (V, d) matrix
+N_untied = saved / 0.04  # $N = Vd / 0.04$
+print(f"V*d = {saved:,} parameters ({saved / 1e6:.1f} M)")
+print(f"'4% fewer' holds for an untied model of N = {N_untied / 1e9:.2f} B parameters "
+      f"(tied: {(N_untied - saved) / 1e9:.4f} B)")
+assert saved == 102_400_000 and abs(N_untied - 2.56e9) < 1
+
+# %% [markdown] en
+# How deep is such a model? The library's `Block` (pre-norm attention + MLP) has $12d^2 + 2d$
+# parameters. Building it on PyTorch's `meta` device gives the count without allocating memory, so we
+# can ask at $d$ = 2048 directly. The untied model is then embedding + head + $L$ blocks + a final
+# norm, $N(L) = 2Vd + L\,(12d^2 + 2d) + d$.
+# %% [markdown] de
+# Wie tief ist so ein Modell? Der `Block` der Bibliothek (Pre-Norm-Attention + MLP) hat
+# $12d^2 + 2d$ Parameter. Auf PyTorchs `meta`-Gerät gebaut, liefert er die Zahl, ohne Speicher zu
+# belegen — wir können also direkt bei $d$ = 2048 nachfragen. Das ungebundene Modell besteht dann
+# aus Embedding, Head, $L$ Blöcken und einer letzten Norm: $N(L) = 2Vd + L\,(12d^2 + 2d) + d$.
+
+# %%
+with torch.device("meta"):  # shapes only, no memory
+    block_params = sum(p.numel() for p in Block(d_seed, n_heads=16).parameters())
+# qkv $3d^2$ + attention proj $d^2$ + MLP $8d^2$ + two RMSNorm gains $2d$
+assert block_params == 12 * d_seed**2 + 2 * d_seed
+print(f"one Block(d=2048): {block_params:,} parameters")
+
+
+def untied_total(n_layers: int | float) -> float:
+    """$N(L) = 2Vd + L(12d^2 + 2d) + d$ for the seed's V and d."""
+    return 2 * saved + n_layers * block_params + d_seed
+
+
+L_4pct = (N_untied - 2 * saved - d_seed) / block_params
+print(f"V*d is 4% of the untied total at L = {L_4pct:.1f} blocks")
+for n_layers in (12, 16, 24, 47):
+    print(f"  L = {n_layers:2d}: N = {untied_total(n_layers) / 1e9:.2f} B, "
+          f"tying saves {saved / untied_total(n_layers):.1%}")
+assert abs(saved / untied_total(L_4pct) - 0.04) < 1e-12
+
+# %%
+layers = torch.arange(1, 65)
+share = saved / untied_total(layers.double())
+plt.figure(figsize=(6.4, 3.6))
+plt.plot(layers, 100 * share, label=r"$Vd\,/\,N(L)$, $V$=50k, $d$=2048")
+plt.axhline(4.0, color="gray", linestyle="--", label="seed claim: 4 %")
+plt.axvline(L_4pct, color="gray", linestyle=":", label=f"L = {L_4pct:.1f}")
+plt.xlabel("Transformer blocks $L$")
+plt.ylabel("parameters saved by tying (%)")
+plt.title("The saving shrinks as the model gets deeper")
+plt.legend()
+plt.grid(alpha=0.3)
+plt.tight_layout()
+plt.show()
+
+# %% [markdown] en
+# So claim 1 is right for one model size: an untied model of about 2.56 B parameters — at width 2048
+# about 47 of these blocks. For a shallower model of the same width the saving is much larger (12.7 %
+# at 12 blocks), for a deeper or wider one smaller. "4 %" is not a property of tying, it is
+# a property of one model.
+#
+# ### Claim 2: "Main Head 400 MB"
+#
+# The head's weights are $V d$ numbers. Their size depends on the number format:
+# %% [markdown] de
+# Behauptung 1 stimmt also für eine Modellgröße: ein ungebundenes Modell mit etwa 2,56 Mrd.
+# Parametern — bei Breite 2048 rund 47 dieser Blöcke. Bei einem flacheren Modell gleicher Breite
+# spart die Bindung viel mehr (12,7 % bei 12 Blöcken), bei einem tieferen oder breiteren
+# weniger. „4 %“ ist keine Eigenschaft der Gewichtsbindung, sondern eines bestimmten Modells.
+#
+# ### Behauptung 2: „Main Head 400 MB“
+#
+# Die Gewichte des Heads sind $V d$ Zahlen. Wie viel Speicher das ist, hängt vom Zahlenformat ab:
+
+# %%
+for dtype in (torch.float32, torch.bfloat16):
+    size = saved * torch.empty((), dtype=dtype).element_size()  # bytes
+    print(f"head weights in {str(dtype):15}: {size / 1e6:6.1f} MB = {size / 2**20:6.1f} MiB")
+assert saved * 4 == 409_600_000 and saved * 2 == 204_800_000
+
+# %% [markdown] en
+# "400 MB" is the fp32 weight matrix alone, rounded: 409.6 MB (390.6 MiB). In bf16, the format
+# large models are usually trained and served in, it is half that. During training the weights are
+# the smallest part of what the head keeps in memory. Its gradient has the weights' shape, and AdamW
+# keeps two more tensors of that shape (first and second moment). We measure that on a small head
+# rather than assume it:
+# %% [markdown] de
+# „400 MB“ ist allein die fp32-Gewichtsmatrix, gerundet: 409,6 MB (390,6 MiB). In bf16, dem Format,
+# in dem große Modelle meist trainiert und betrieben werden, ist es die Hälfte. Im Training sind die
+# Gewichte aber der kleinste Posten dessen, was der Head im Speicher hält. Sein Gradient hat die Form
+# der Gewichte, und AdamW hält zwei weitere Tensoren dieser Form (erstes und zweites Moment). Das
+# messen wir an einem kleinen Head, statt es anzunehmen:
+
+# %%
+def nbytes(t: torch.Tensor) -> int:
+    return t.numel() * t.element_size()
+
+
+small = LanguageModelingHead(d_model=32, vocab_size=100)
+opt = torch.optim.AdamW(small.parameters(), lr=1e-3)
+small(torch.randn(1, 4, 32)).square().mean().backward()
+opt.step()
+weight_b = nbytes(small.weight)
+grad_b = nbytes(small.weight.grad)
+adam_b = sum(nbytes(v) for v in opt.state[small.weight].values() if v.dim() > 0)  # moments only
+print(f"per fp32 weight byte: gradient {grad_b / weight_b:.0f}x, AdamW moments {adam_b / weight_b:.0f}x")
+assert grad_b == weight_b and adam_b == 2 * weight_b
+
+head_train_bytes = saved * 4 * (1 + 1 + 2)  # weights + gradient + two moments, all fp32
+print(f"seed head in fp32 training with AdamW: {head_train_bytes / 1e9:.2f} GB")
+
+# %% [markdown] en
+# ### What tying does not save: the logits and their gradient
+#
+# The head's largest cost is not a parameter at all. For a batch of $B$ sequences of length $T$ it
+# produces a logits tensor of shape $(B, T, V)$, and the backward pass produces a gradient of the
+# same shape. Tied or untied, these are the same size: tying shares the *weights*, not the
+# activations. Again measured on a small example first, then scaled to the seed's $V$:
+# %% [markdown] de
+# ### Was die Bindung nicht spart: die Logits und ihr Gradient
+#
+# Der größte Posten des Heads ist gar kein Parameter. Für einen Batch aus $B$ Sequenzen der Länge
+# $T$ erzeugt er einen Logits-Tensor der Form $(B, T, V)$, und der Backward-Pass einen Gradienten
+# derselben Form. Gebunden oder nicht, beide sind gleich groß: Die Bindung teilt die *Gewichte*,
+# nicht die Aktivierungen. Wieder erst an einem kleinen Beispiel gemessen, dann auf das $V$ des
+# Seed-Entwurfs hochgerechnet:
+
+# %%
+B, T, V_small = 2, 8, 100
+ids = torch.randint(0, V_small, (B, T))
+_, labels = shift_labels(ids)  # (B, T), last position -100
+hidden = torch.randn(B, T, 32)
+z = small(hidden)  # (B, T, V)
+z.retain_grad()
+LanguageModelingLoss(V_small)(z, labels).backward()
+print(f"logits {tuple(z.shape)}: {nbytes(z)} B;  their gradient {tuple(z.grad.shape)}: {nbytes(z.grad)} B")
+assert nbytes(z) == nbytes(z.grad) == B * T * V_small * 4
+
+B_ex, T_ex = 8, 2048  # an example batch of 16,384 tokens
+logit_bytes = B_ex * T_ex * V_seed * 4  # fp32 logits, $B \cdot T \cdot V \cdot 4$ bytes
+print(f"seed V, B={B_ex}, T={T_ex}: logits {logit_bytes / 1e9:.2f} GB + gradient {logit_bytes / 1e9:.2f} GB "
+      f"= {2 * logit_bytes / (saved * 4):.0f}x the fp32 head weights")
+
+# %% [markdown] en
+# With only 16,384 tokens in the batch, logits plus gradient take 16 times the memory of the head's
+# fp32 weights — and that grows with every token in the batch, while the weights stay fixed. This is
+# why memory-efficient LM-head losses (Liger Kernel's fused linear cross-entropy, Apple's Cut
+# Cross-Entropy) never materialise the full logits: Cut Cross-Entropy reports shrinking the loss
+# computation of Gemma 2 (2B) from 24 GB to 1 MB. Tying, in contrast, saves $V d$ parameters and
+# nothing else.
+# %% [markdown] de
+# Schon bei 16.384 Tokens im Batch brauchen Logits und Gradient 16-mal so viel Speicher wie die
+# fp32-Gewichte des Heads — und das wächst mit jedem Token im Batch, während die Gewichte gleich
+# bleiben. Deshalb erzeugen speichersparende LM-Head-Verluste (Liger Kernels Fused Linear
+# Cross-Entropy, Apples Cut Cross-Entropy) die Logits nie vollständig: Cut Cross-Entropy berichtet
+# für Gemma 2 (2B), dass der Speicher der Verlustberechnung von 24 GB auf 1 MB sinkt. Die
+# Gewichtsbindung dagegen spart $V d$ Parameter und sonst nichts.
+
+# %% [markdown] en
+# ## 3. Who ties? Published configurations
+#
+# Hugging Face configurations state it in the field `tie_word_embeddings` (where a file omits it,
+# the model class's default applies). The table below is data in a code cell, with a source per
+# row. Total
+# parameter counts are either **cited** from the model's report or model card, or **computed** from
+# the configuration with the two counting functions in the next cell; we first check those functions
+# against counts that are published.
+# %% [markdown] de
+# ## 3. Wer bindet? Veröffentlichte Konfigurationen
+#
+# Hugging-Face-Konfigurationen geben das im Feld `tie_word_embeddings` an (fehlt es in der Datei,
+# gilt der Standardwert der Modellklasse). Die Tabelle steht als Daten in einer Code-Zelle, mit
+# einer Quelle pro Zeile. Die Gesamtparameterzahlen sind entweder aus Bericht oder Model Card **zitiert** oder mit
+# den beiden Zählfunktionen der nächsten Zelle aus der Konfiguration **berechnet**; diese Funktionen
+# prüfen wir zuerst an veröffentlichten Zahlen.
+
+# %%
+def gpt2_params(V: int, d: int, n_layers: int, n_positions: int) -> int:
+    """GPT-2 (tied head): token + position embeddings, blocks with biases and LayerNorms, final LN."""
+    block = (
+        2 * d  # ln_1 (gain, bias)
+        + d * 3 * d + 3 * d  # attn.c_attn (qkv)
+        + d * d + d  # attn.c_proj
+        + 2 * d  # ln_2
+        + d * 4 * d + 4 * d  # mlp.c_fc
+        + 4 * d * d + d  # mlp.c_proj
+    )
+    return V * d + n_positions * d + n_layers * block + 2 * d
+
+
+def llama_params(V: int, d: int, n_layers: int, n_heads: int, n_kv_heads: int,
+                 head_dim: int, d_ff: int, tied: bool) -> int:
+    """Llama/Gemma family: no biases, grouped-query attention, gated MLP, two RMSNorms per block."""
+    attn = d * n_heads * head_dim + 2 * d * n_kv_heads * head_dim + n_heads * head_dim * d  # q, k, v, o
+    mlp = 3 * d * d_ff  # gate, up, down
+    return (1 if tied else 2) * V * d + n_layers * (attn + mlp + 2 * d) + d  # + final norm
+
+
+# Check 1: Gemma 2B (config: d=2048, 18 layers, 8 heads, 1 KV head, head_dim 256, d_ff 16384);
+# its report's Table 2 lists 1,981,884,416 non-embedding parameters.
+assert llama_params(0, 2048, 18, 8, 1, 256, 16384, tied=True) == 1_981_884_416
+# Check 2: GPT-2 small is known as the 124M model.
+print(f"GPT-2 small computed: {gpt2_params(50257, 768, 12, 1024):,}")
+assert round(gpt2_params(50257, 768, 12, 1024) / 1e6) == 124
+
+# %%
+SOURCES = {
+    "gpt2": "transformers configuration_gpt2.py defaults (= openai-community/gpt2; "
+            "GPT2LMHeadModel: 'weights tied to the input embeddings') "
+            "https://github.com/huggingface/transformers/blob/main/src/transformers/models/gpt2/configuration_gpt2.py",
+    "llama2": "meta-llama/Llama-2-7b-hf config.json, copy: "
+              "https://huggingface.co/TheBloke/Llama-2-7B-fp16/blob/main/config.json",
+    "llama3": "meta-llama/Meta-Llama-3-8B config.json, copy: "
+              "https://huggingface.co/jerryzh168/llama3-8B/blob/main/config.json",
+    "llama32": "meta-llama/Llama-3.2-1B config.json, copy: "
+               "https://huggingface.co/Emm9625/Llama-3.2-1B-chatml/blob/main/config.json; model card "
+               "'1B (1.23B)', 'Shared Embeddings: Yes'",
+    "gemma": "Gemma report, arXiv:2403.08295, Table 1 (vocab 256128), Table 2 (parameter counts), "
+             "sec. 2 ('share embeddings across our inputs and outputs'); transformers GemmaConfig "
+             "tie_word_embeddings=True",
+    "dsv3": "DeepSeek-V3 report, arXiv:2412.19437, sec. 4.2 ('671B total parameters'); "
+            "inference/configs/config_671B.json (vocab 129280, dim 7168); HF config "
+            "tie_word_embeddings=false; README_WEIGHTS.md: separate 0.9B embedding and 0.9B head",
+}
+
+MODELS = [  # V, d and tying from the published configuration; total: (count, "cited" | "computed")
+    dict(model="GPT-2 small", V=50257, d=768, tied=True,
+         total=(gpt2_params(50257, 768, 12, 1024), "computed"), src="gpt2"),
+    dict(model="Llama 2 7B", V=32000, d=4096, tied=False,
+         total=(llama_params(32000, 4096, 32, 32, 32, 128, 11008, tied=False), "computed"), src="llama2"),
+    dict(model="Llama 3 8B", V=128256, d=4096, tied=False,
+         total=(llama_params(128256, 4096, 32, 32, 8, 128, 14336, tied=False), "computed"), src="llama3"),
+    dict(model="Llama 3.2 1B", V=128256, d=2048, tied=True,
+         total=(llama_params(128256, 2048, 16, 32, 8, 64, 8192, tied=True), "computed"), src="llama32"),
+    dict(model="Gemma 2B", V=256128, d=2048, tied=True,
+         total=(524_550_144 + 1_981_884_416, "cited"), src="gemma"),
+    dict(model="Gemma 7B", V=256128, d=3072, tied=True,
+         total=(786_825_216 + 7_751_248_896, "cited"), src="gemma"),
+    dict(model="DeepSeek-V3", V=129280, d=7168, tied=False,
+         total=(671e9, "cited"), src="dsv3"),
+]
+
+# The Llama 3.2 1B model card says 1.23B; our count from its config agrees to 0.01 B.
+assert abs(MODELS[3]["total"][0] / 1e9 - 1.23) < 0.01
+# Gemma's embedding count in its Table 2 is exactly V*d with V = 256128.
+assert 256128 * 2048 == 524_550_144 and 256128 * 3072 == 786_825_216
+
+print(f"{'model':13} {'V':>7} {'d':>5} {'tied':>5} {'total':>10} {'(how)':10} {'V*d':>7} "
+      f"{'V*d/total':>9} {'vocab matrices/total':>20}")
+for m in MODELS:
+    n, how = m["total"]
+    vd = m["V"] * m["d"]
+    n_mat = 1 if m["tied"] else 2  # tied: one (V, d) matrix; untied: embedding + head
+    print(f"{m['model']:13} {m['V']:7d} {m['d']:5d} {m['tied']!s:>5} {n / 1e9:8.3f} B {how:10} "
+          f"{vd / 1e6:5.1f} M {vd / n:9.2%} {n_mat * vd / n:20.2%}")
+print()
+for key, text in SOURCES.items():
+    print(f"[{key}] {text}")
+
+# %% [markdown] en
+# What the table shows:
+#
+# * **Small models tie.** In GPT-2 small the one vocabulary matrix is 31 % of the model, in
+#   Llama 3.2 1B and in Gemma 2B (vocabulary of 256k) about 21 %. Untying would add that much again.
+# * **Large models mostly do not.** In Llama 2 7B a second $V \times d$ matrix costs 2 % of the
+#   model, in Llama 3 8B 6.5 %, and buys a head that is free to differ from the embedding. In
+#   DeepSeek-V3 both vocabulary matrices together are 0.28 % of its 671 B parameters.
+# * **The share guides the choice, it does not dictate it.** Llama 3 8B is untied and Llama 3.2 1B,
+#   with the same vocabulary, is tied; but Gemma 7B ties at 9.2 %, a larger share than Llama 3 8B's
+#   untied 6.5 % — its 256k vocabulary makes the matrix large even in a 7B-class model.
+#
+# DeepSeek-V3 shares its embedding and output head in a different sense: between the main model and
+# its multi-token-prediction module (report §2.2, §3.2.3), not between input and output. That is the
+# subject of the MTP notebook.
+# %% [markdown] de
+# Was die Tabelle zeigt:
+#
+# * **Kleine Modelle binden.** Bei GPT-2 small macht die eine Vokabular-Matrix 31 % des Modells aus,
+#   bei Llama 3.2 1B und Gemma 2B (Vokabular von 256k) etwa 21 %. Ohne Bindung käme dieser Anteil
+#   noch einmal hinzu.
+# * **Große Modelle binden meist nicht.** Bei Llama 2 7B kostet eine zweite $V \times d$-Matrix 2 %
+#   des Modells, bei Llama 3 8B 6,5 %, und dafür bekommt man einen Head, der sich unabhängig vom
+#   Embedding entwickeln darf. Bei DeepSeek-V3 machen beide Vokabular-Matrizen zusammen 0,28 % der
+#   671 Mrd. Parameter aus.
+# * **Der Anteil lenkt die Entscheidung, er erzwingt sie nicht.** Llama 3 8B ist ungebunden, Llama
+#   3.2 1B mit demselben Vokabular gebunden; Gemma 7B bindet aber bei 9,2 %, also bei einem größeren
+#   Anteil als die 6,5 % des ungebundenen Llama 3 8B — das 256k-Vokabular macht die Matrix auch in
+#   einem Modell der 7B-Klasse groß.
+#
+# DeepSeek-V3 teilt Embedding und Output-Head in einem anderen Sinn: zwischen Hauptmodell und
+# Multi-Token-Prediction-Modul (Bericht §2.2, §3.2.3), nicht zwischen Ein- und Ausgabe. Darum geht es
+# im MTP-Notebook.
+
+# %%
+share_of = {m["model"]: (1 if m["tied"] else 2) * m["V"] * m["d"] / m["total"][0] for m in MODELS}
+assert round(share_of["GPT-2 small"], 2) == 0.31
+assert round(share_of["Llama 3.2 1B"], 2) == 0.21 and round(share_of["Gemma 2B"], 2) == 0.21
+one_matrix = {m["model"]: m["V"] * m["d"] / m["total"][0] for m in MODELS}
+assert round(one_matrix["Llama 2 7B"], 2) == 0.02 and round(one_matrix["Llama 3 8B"], 3) == 0.065
+assert round(share_of["DeepSeek-V3"], 4) == 0.0028 and round(share_of["Gemma 7B"], 3) == 0.092
+
+# %% [markdown] en
+# ## 4. One tensor, two gradients
+#
+# A tied matrix is used twice in the forward pass, so the backward pass sends it two gradients, and
+# autograd adds them into the one `.grad`. We derive both contributions by hand:
+#
+# * **Head.** With $p = \mathrm{softmax}(z)$ and the mean cross-entropy over $N$ valid positions,
+#   $\partial \mathcal{L} / \partial z_i = (p_i - \mathrm{onehot}(y_i)) / N$, and since
+#   $z_i = h_i W^\top$, $\;\partial \mathcal{L} / \partial W = \sum_i (\partial \mathcal{L} /
+#   \partial z_i)^\top h_i$. This is **dense**: every row $v$ gets $p_{i,v} h_i$ from every position.
+# * **Embedding.** The lookup $x_i = E[t_i]$ copies a row, so its gradient is added back into that
+#   row: $\partial \mathcal{L} / \partial E_t = \sum_{i:\,t_i = t} \partial \mathcal{L} / \partial
+#   x_i$. This is **sparse**: rows of tokens that do not occur in the input get nothing.
+#
+# As a stand-in for the Transformer we use $h_i = \tanh(x_i A)$ with a fixed matrix $A$.
+# %% [markdown] de
+# ## 4. Ein Tensor, zwei Gradienten
+#
+# Eine gebundene Matrix wird im Forward-Pass zweimal verwendet, also schickt ihr der Backward-Pass
+# zwei Gradienten, und Autograd addiert beide in das eine `.grad`. Wir leiten beide Beiträge von
+# Hand her:
+#
+# * **Head.** Mit $p = \mathrm{softmax}(z)$ und der mittleren Kreuzentropie über $N$ gültige
+#   Positionen ist $\partial \mathcal{L} / \partial z_i = (p_i - \mathrm{onehot}(y_i)) / N$, und wegen
+#   $z_i = h_i W^\top$ folgt $\;\partial \mathcal{L} / \partial W = \sum_i (\partial \mathcal{L} /
+#   \partial z_i)^\top h_i$. Dieser Gradient ist **dicht**: Jede Zeile $v$ bekommt von jeder Position
+#   $p_{i,v} h_i$ ab.
+# * **Embedding.** Das Nachschlagen $x_i = E[t_i]$ kopiert eine Zeile, also wird ihr Gradient in
+#   genau diese Zeile zurückaddiert: $\partial \mathcal{L} / \partial E_t = \sum_{i:\,t_i = t}
+#   \partial \mathcal{L} / \partial x_i$. Dieser Gradient ist **dünn besetzt**: Zeilen von Tokens, die
+#   in der Eingabe nicht vorkommen, bekommen nichts.
+#
+# Als Ersatz für den Transformer nehmen wir $h_i = \tanh(x_i A)$ mit einer festen Matrix $A$.
+
+# %%
+V, d = 12, 6
+ids = torch.tensor([[1, 4, 4, 7, 2, 9, 1],
+                    [3, 1, 4, 1, 5, 9, 2]])  # (B, T); tokens 0, 6, 8, 10, 11 never occur
+inputs, labels = shift_labels(ids)  # labels[b, t] = ids[b, t + 1]; last position -100
+A = torch.randn(d, d) / d**0.5  # fixed stand-in for the Transformer
+loss_fn = LanguageModelingLoss(V)
+
+# Tied: one Parameter, used by the embedding and by the head.
+emb = nn.Embedding(V, d)
+head = LanguageModelingHead(d, V, tie_weights=True)
+head.tie_embedding_weights(emb)
+x = emb(inputs)  # (B, T, d)
+h = torch.tanh(x @ A)  # (B, T, d)
+z = head(h)  # (B, T, V)
+x.retain_grad()
+z.retain_grad()
+loss_fn(z, labels).backward()
+tied_grad = emb.weight.grad  # (V, d), the only gradient there is
+
+# By hand, from the retained gradients of the logits and of the embedding output:
+valid = labels != -100
+N = valid.sum()
+p = z.detach().softmax(-1)  # (B, T, V)
+dz = (p - F.one_hot(labels.clamp(min=0), V)) * valid[..., None] / N  # $(p - \mathrm{onehot}(y)) / N$
+assert torch.allclose(dz, z.grad, atol=1e-7)
+head_part = dz.reshape(-1, V).T @ h.detach().reshape(-1, d)  # (V, d): $\sum_i dz_i^\top h_i$
+emb_part = torch.zeros(V, d).index_add_(0, inputs.reshape(-1), x.grad.reshape(-1, d))  # (V, d)
+
+assert torch.allclose(tied_grad, emb_part + head_part, atol=1e-6)
+print("rows with an embedding gradient:", emb_part.abs().sum(1).nonzero().flatten().tolist())
+print("rows with a head gradient:      ", head_part.abs().sum(1).nonzero().flatten().tolist())
+
+# %% [markdown] en
+# The same check the other way round: an **untied** copy (same initial values, two separate
+# parameters) gets exactly the two parts, one in each `.grad`, and their sum is the tied gradient.
+# %% [markdown] de
+# Dieselbe Probe andersherum: Eine **ungebundene** Kopie (gleiche Anfangswerte, zwei getrennte
+# Parameter) bekommt genau die beiden Anteile, jeden in ein eigenes `.grad`, und ihre Summe ist der
+# gebundene Gradient.
+
+# %%
+emb_u = nn.Embedding(V, d)
+head_u = LanguageModelingHead(d, V)  # its own weight
+with torch.no_grad():
+    emb_u.weight.copy_(emb.weight)
+    head_u.weight.copy_(emb.weight)
+loss_fn(head_u(torch.tanh(emb_u(inputs) @ A)), labels).backward()
+
+assert torch.allclose(emb_u.weight.grad, emb_part, atol=1e-6)
+assert torch.allclose(head_u.weight.grad, head_part, atol=1e-6)
+assert torch.allclose(emb_u.weight.grad + head_u.weight.grad, tied_grad, atol=1e-6)
+print(f"|grad| per row, token 0 (never an input): embedding {emb_u.weight.grad[0].norm():.4f}, "
+      f"head {head_u.weight.grad[0].norm():.4f}, tied {tied_grad[0].norm():.4f}")
+
+# %% [markdown] en
+# Token 0 never occurs in the input, so its embedding row gets no gradient — untied, that row would
+# not move at all. Tied, it still learns through the head, which pushes down every token that was
+# not the target. This is the mechanism behind the observation that tying helps most where many
+# tokens are rare: small models, large vocabularies, little data.
+# %% [markdown] de
+# Token 0 kommt in der Eingabe nie vor, also bekommt seine Embedding-Zeile keinen Gradienten —
+# ungebunden würde sich diese Zeile überhaupt nicht bewegen. Gebunden lernt sie trotzdem, über den
+# Head, der jedes Token nach unten drückt, das nicht das Zieltoken war. Das ist der Mechanismus
+# dahinter, dass die Bindung dort am meisten hilft, wo viele Tokens selten sind: bei kleinen
+# Modellen, großen Vokabularen und wenig Daten.
+
+# %% [markdown] en
+# ## 5. Tied vs untied training on the toy source
+#
+# TODO(training API): waits for `aptt_edu.data`, `aptt_edu.model`, `aptt_edu.train`.
+# %% [markdown] de
+# ## 5. Gebunden und ungebunden trainiert, auf der Spielzeugquelle
+#
+# TODO(Trainings-API): wartet auf `aptt_edu.data`, `aptt_edu.model`, `aptt_edu.train`.
+
+# %% [markdown] en
+# ## Summary
+#
+# * Embedding and head are both $V \times d$; tied, the unembedding is the transposed embedding and
+#   $z_v = h \cdot e_v$. The library's `tie_embedding_weights` makes them one `nn.Parameter`;
+#   `parameters()` counts it once, `state_dict()` lists it twice.
+# * Tying saves exactly $V d$ parameters. For $V$ = 50k, $d$ = 2048 that is 102.4 M, which is "~4 %"
+#   only for an untied model of about 2.56 B parameters. The head's fp32 weights are 409.6 MB
+#   (204.8 MB in bf16) — but logits and their gradient, $2 \cdot B T V$ numbers, cost more, and tying
+#   does not touch them.
+# * Small models (GPT-2 small, Llama 3.2 1B, Gemma) tie, where the vocabulary matrix is a fifth to a
+#   third of the model; large ones (Llama 2 7B, Llama 3 8B, DeepSeek-V3) do not.
+# * Both uses send their gradient into the one tensor: sparse rows from the embedding, dense rows
+#   from the head, added.
+# %% [markdown] de
+# ## Zusammenfassung
+#
+# * Embedding und Head sind beide $V \times d$; gebunden ist die Ausgabeschicht die transponierte
+#   Embedding-Matrix, und $z_v = h \cdot e_v$. `tie_embedding_weights` aus der Bibliothek macht
+#   beide zu einem `nn.Parameter`; `parameters()` zählt ihn einmal, `state_dict()` führt ihn doppelt.
+# * Die Bindung spart genau $V d$ Parameter. Für $V$ = 50k, $d$ = 2048 sind das 102,4 Mio., und das
+#   sind nur bei einem ungebundenen Modell mit etwa 2,56 Mrd. Parametern „~4 %“. Die fp32-Gewichte
+#   des Heads belegen 409,6 MB (204,8 MB in bf16) — Logits und ihr Gradient, $2 \cdot B T V$ Zahlen,
+#   kosten aber mehr, und die lässt die Bindung unberührt.
+# * Kleine Modelle (GPT-2 small, Llama 3.2 1B, Gemma) binden, bei ihnen ist die Vokabular-Matrix ein
+#   Fünftel bis ein Drittel des Modells; große (Llama 2 7B, Llama 3 8B, DeepSeek-V3) nicht.
+# * Beide Verwendungen schicken ihren Gradienten in den einen Tensor: dünn besetzte Zeilen vom
+#   Embedding, dichte vom Head, addiert.
+
+# %% [markdown]
+# **References / Quellen.** Press, O. & Wolf, L. (2017). *Using the Output Embedding to Improve
+# Language Models.* EACL 2017, https://aclanthology.org/E17-2025 · Inan, H., Khosravi, K. & Socher, R.
+# (2017). *Tying Word Vectors and Word Classifiers.* ICLR 2017, https://openreview.net/forum?id=r1aPbsFle
+# · DeepSeek-AI (2024). *DeepSeek-V3 Technical Report.* arXiv:2412.19437 · Gemma Team (2024). *Gemma:
+# Open Models Based on Gemini Research and Technology.* arXiv:2403.08295 · Wijmans, E. et al. (2024).
+# *Cut Your Losses in Large-Vocabulary Language Models.* arXiv:2411.09009 · Hsu, P.-L. et al. (2024).
+# *Liger Kernel.* arXiv:2410.10989
