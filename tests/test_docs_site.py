@@ -432,3 +432,12 @@ def test_no_broken_internal_links(site: Site) -> None:
             if target is not None and not target.is_file():
                 broken.append(f"{page.relative_to(site.root)}: {link}")
     assert not broken, f"{len(broken)} broken internal links:\n" + "\n".join(broken[:30])
+
+
+def test_search_covers_both_languages(site: Site) -> None:
+    index = json.loads((site.root / "search" / "search_index.json").read_text(encoding="utf-8"))
+    assert {"en", "de"} <= set(index["config"]["lang"]), index["config"]["lang"]
+    locations = [doc["location"] for doc in index["docs"]]
+    assert any(loc.startswith("de/concepts/") for loc in locations), "no German page is indexed"
+    assert any(loc.startswith("concepts/") for loc in locations), "no English page is indexed"
+    assert any("notebooks/" in loc for loc in locations), "no notebook is indexed"
