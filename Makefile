@@ -11,7 +11,8 @@ TORCH_PIN ?= torch==2.13.0
 OUT ?= runs/compare
 export NO_MKDOCS_2_WARNING := 1
 
-.PHONY: setup demo test lint typecheck pytest nbval notebooks docs serve bench clean
+.PHONY: setup demo test lint typecheck pytest nbval notebooks docs docs-test serve bench browser clean
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PY_SYS) -m venv $(VENV)
@@ -34,8 +35,14 @@ lint: setup
 typecheck: setup
 	$(VENV)/bin/mypy --strict aptt_edu
 
-pytest: setup
-	$(PY) -m pytest -q tests
+# Debian's chromium for tests/test_docs_site.py; APTT_REQUIRE_BROWSER=1 makes a missing browser
+# fail the test instead of skipping it.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { echo "installing chromium for the docs browser test"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium >/dev/null; }
+
+pytest: setup browser
+	APTT_REQUIRE_BROWSER=1 $(PY) -m pytest -q tests
 
 nbval: setup
 	@if ls notebooks/*/*.ipynb >/dev/null 2>&1; then \
@@ -51,6 +58,9 @@ notebooks: setup
 docs: setup
 	$(VENV)/bin/mkdocs build --strict
 
+docs-test: setup browser
+	APTT_REQUIRE_BROWSER=1 $(PY) -m pytest -q tests/test_docs_site.py
+
 serve: setup
 	$(VENV)/bin/mkdocs serve
 
@@ -58,4 +68,4 @@ bench: setup
 	$(PY) benchmarks/bench_loss.py
 
 clean:
-	rm -rf site runs .pytest_cache .mypy_cache .ruff_cache
+	rm -rf site runs artifacts .cache .pytest_cache .mypy_cache .ruff_cache
