@@ -57,9 +57,10 @@ def check_labels(
             f"{name} must have shape {tuple(expected_shape)} to match the logits, "
             f"got {tuple(labels.shape)}"
         )
-    bad = (labels != ignore_index) & ((labels < 0) | (labels >= vocab_size))
+    ids = labels.long()  # compare in int64: in int16/uint8, vocab_size or -100 would wrap around
+    bad = (ids != ignore_index) & ((ids < 0) | (ids >= vocab_size))
     if bool(bad.any()):
-        seen = labels[bad]
+        seen = ids[bad]
         raise ValueError(
             f"{name} must lie in [0, {vocab_size}) or equal ignore_index={ignore_index}; "
             f"found {seen.numel()} bad value(s), e.g. {int(seen[0])} (min {int(seen.min())}, "

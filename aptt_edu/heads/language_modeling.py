@@ -158,6 +158,8 @@ class MultiTokenPredictionHead(nn.Module):
                 f"mtp_hidden must hold mtp_depth={self.mtp_depth} tensors, got {len(mtp_hidden)} "
                 f"with shapes {[tuple(h.shape) for h in mtp_hidden]}"
             )
+        d_model = cast(LanguageModelingHead, self.heads[0]).d_model
+        check_hidden("mtp_hidden[0]", mtp_hidden[0], d_model)  # before reading its shape below
         T = mtp_hidden[0].shape[1] + 1  # inferred from depth 1, which has T-1 positions
         logits = []
         for k, (head, h_k) in enumerate(zip(self.heads, mtp_hidden, strict=True), start=1):

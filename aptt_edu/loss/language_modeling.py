@@ -111,7 +111,7 @@ def label_smoothed_cross_entropy_textbook(
     """
     V = logits.shape[-1]
     log_p = F.log_softmax(logits.float().reshape(-1, V), dim=-1)  # (N, V)
-    y = labels.reshape(-1)  # (N,)
+    y = labels.reshape(-1).long()  # (N,)
     valid = y != ignore_index  # (N,)
     one_hot = F.one_hot(y.clamp(min=0) * valid, V).float()  # (N, V); row of ignored = e_0, masked
     # $q = (1-\varepsilon)\,\mathrm{onehot}(y) + \varepsilon / V$
@@ -222,7 +222,7 @@ class LanguageModelingLoss(nn.Module):
             return total / num_items_in_batch
         # $\mathcal{L} = \sum_i \ell_i / \max(N_\text{valid}, 1)$: 0/1 = 0 for an all-padding batch,
         # and the gradient of a sum of nothing is 0 — never 0/0 = NaN.
-        n_valid = (labels != self.ignore_index).sum()
+        n_valid = (labels.long() != self.ignore_index).sum()  # int64: uint8 would wrap -100
         return total / n_valid.clamp(min=1)
 
     def extra_repr(self) -> str:

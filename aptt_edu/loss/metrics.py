@@ -88,7 +88,7 @@ class PerplexityMetric(nn.Module):
                 ignore_index=self.ignore_index,
                 reduction="none",
             )
-        return nll.double().sum(), (labels != self.ignore_index).sum()
+        return nll.double().sum(), (labels.long() != self.ignore_index).sum()
 
     def update(self, logits: torch.Tensor, labels: torch.Tensor) -> None:
         """Adds one batch.
@@ -156,7 +156,7 @@ class TokenAccuracyMetric(nn.Module):
         with torch.no_grad():
             top = logits.topk(self.top_k, dim=-1).indices  # (B, T, k)
             hit = (top == labels.unsqueeze(-1)).any(dim=-1)  # (B, T)
-            valid = labels != self.ignore_index  # (B, T)
+            valid = labels.long() != self.ignore_index  # (B, T), int64: uint8 would wrap -100
         return (hit & valid).sum(), valid.sum()
 
     def update(self, logits: torch.Tensor, labels: torch.Tensor) -> None:
