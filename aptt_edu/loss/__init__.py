@@ -17,3 +17,10 @@ __all__ = [
     "label_smoothed_cross_entropy_textbook",
     "shift_labels",
 ]
+
+from aptt_edu.loss.linear_cross_entropy import (
+    LinearCrossEntropyLoss,
+    linear_cross_entropy,
+)
+
+__all__ += ["LinearCrossEntropyLoss", "linear_cross_entropy"]
