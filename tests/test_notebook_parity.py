@@ -61,7 +61,9 @@ def test_committed_with_outputs(name: str) -> None:
     for lang in (EN, DE):
         nb = json.loads((lang / name).read_text(encoding="utf-8"))
         code = [c for c in nb["cells"] if c["cell_type"] == "code"]
-        assert any(c["outputs"] for c in code), f"{lang.name}/{name} has no outputs; run make notebooks"
-        assert any(
-            "image/png" in o.get("data", {}) for c in code for o in c["outputs"]
-        ), f"{lang.name}/{name} has no plot"
+        assert any(c["outputs"] for c in code), (
+            f"{lang.name}/{name} has no outputs; run make notebooks"
+        )
+        assert any("image/png" in o.get("data", {}) for c in code for o in c["outputs"]), (
+            f"{lang.name}/{name} has no plot"
+        )
