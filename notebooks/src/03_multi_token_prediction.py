@@ -1,0 +1,808 @@
+# %% [markdown] en
+# # 03 · Multi-token prediction (MTP)
+#
+# A language model is normally trained to predict **one** token: at position $i$ it sees
+# $t_1, \dots, t_i$ and is scored on $t_{i+1}$. *Multi-token prediction* adds training signals for
+# tokens further ahead: a depth-$k$ prediction at position $i$ is scored on $t_{i+k+1}$.
+# DeepSeek-V3 trains with one extra depth ($D = 1$) and describes its MTP modules in §2.2 of its
+# technical report (arXiv:2412.19437, Eq. 21–25).
+#
+# This notebook works through it in order:
+#
+# 1. **Alignment** — which target does the main head and which does depth $k$ see at each position?
+# 2. **The seed's simple head** — one extra projection per depth on the same hidden state.
+# 3. **The DeepSeek-V3 module** — Eq. 21–25, a diagram, and a parameter count.
+# 4. **The loss** — $\lambda$ versus $\lambda / D$.
+# 5. **Training** — loss curves with and without MTP on a toy language whose floors are known.
+# 6. **Cost** — a measured and an analytic estimate of the compute overhead, checked against the
+#    seed design's claim of "~33 %".
+# 7. **MTP as a draft model** — how often the depth-1 prediction agrees with what the main model
+#    predicts one step later (the idea behind MTP speculative decoding).
+#
+# Every number in the text is printed by a cell or checked by an `assert`.
+
+# %% [markdown] de
+# # 03 · Multi-Token-Prediction (MTP)
+#
+# Ein Sprachmodell lernt normalerweise, **ein** Token vorherzusagen: An Position $i$ sieht es
+# $t_1, \dots, t_i$ und wird an $t_{i+1}$ gemessen. *Multi-Token-Prediction* (Mehr-Token-Vorhersage)
+# fügt Trainingssignale für weiter entfernte Tokens hinzu: Eine Vorhersage der Vorhersagetiefe $k$
+# an Position $i$ wird an $t_{i+k+1}$ gemessen. DeepSeek-V3 trainiert mit einer zusätzlichen Tiefe
+# ($D = 1$) und beschreibt seine MTP-Module in §2.2 des technischen Berichts
+# (arXiv:2412.19437, Gl. 21–25).
+#
+# Das Notebook geht in dieser Reihenfolge vor:
+#
+# 1. **Ausrichtung** — welches Ziel sieht der Haupt-Head, welches Tiefe $k$ an jeder Position?
+# 2. **Der einfache Head des Seed-Entwurfs** — eine zusätzliche Projektion pro Tiefe auf demselben
+#    Hidden State.
+# 3. **Das DeepSeek-V3-Modul** — Gl. 21–25, ein Diagramm und eine Parameterzählung.
+# 4. **Der Verlust** — $\lambda$ gegenüber $\lambda / D$.
+# 5. **Training** — Lernkurven mit und ohne MTP auf einer Spielzeugsprache, deren Untergrenzen
+#    bekannt sind.
+# 6. **Kosten** — gemessener und analytisch geschätzter Mehraufwand (Overhead), geprüft an der
+#    Behauptung des Seed-Entwurfs von „~33 %“.
+# 7. **MTP als Entwurfsmodell** — wie oft stimmt die Vorhersage der Tiefe 1 mit dem überein, was
+#    das Hauptmodell einen Schritt später vorhersagt (die Idee hinter spekulativem Dekodieren mit MTP)?
+#
+# Jede Zahl im Text wird von einer Zelle ausgegeben oder mit einem `assert` geprüft.
+
+# %%
+import math
+
+import matplotlib.pyplot as plt
+import torch
+from matplotlib.patches import FancyBboxPatch
+from torch import nn
+
+from aptt_edu import shift_labels
+from aptt_edu.heads.deepseek_mtp import DeepSeekMTP
+from aptt_edu.heads.language_modeling import (
+    CombinedLMHead,
+    LanguageModelingHead,
+    MultiTokenPredictionHead,
+)
+from aptt_edu.loss.language_modeling import MultiTokenPredictionLoss
+
+torch.manual_seed(0)
+torch.set_num_threads(1)  # one thread: the same float results on any machine, steadier timings
+
+# %% [markdown] en
+# ## 1. Alignment: who predicts what?
+#
+# Take one short sentence and a vocabulary of its words. `shift_labels` builds the labels of the
+# whole package: `labels[i]` is the token that must follow position `i`, and the last position
+# gets the ignore index `-100`. The main head at position $i$ is scored on `labels[i]` $= t_{i+1}$;
+# MTP depth $k$ at position $i$ is scored on `labels[i+k]` $= t_{i+k+1}$, so its logits have only
+# $T - k$ positions and its targets are `labels[:, k:]`.
+
+# %% [markdown] de
+# ## 1. Ausrichtung: Wer sagt was vorher?
+#
+# Wir nehmen einen kurzen Satz und ein Vokabular aus seinen Wörtern. `shift_labels` baut die Labels
+# so, wie das ganze Paket sie erwartet: `labels[i]` ist das Token, das auf Position `i` folgen muss;
+# die letzte Position bekommt den Ignore-Index `-100`. Der Haupt-Head wird an Position $i$ an
+# `labels[i]` $= t_{i+1}$ gemessen, MTP-Tiefe $k$ an Position $i$ an `labels[i+k]` $= t_{i+k+1}$.
+# Ihre Logits haben deshalb nur $T - k$ Positionen, ihre Ziele sind `labels[:, k:]`
+# (verschobene Labels).
+
+# %%
+words = "the cat sat on the mat and slept".split()
+vocab = sorted(set(words))
+V = len(vocab)  # vocabulary size
+input_ids = torch.tensor([[vocab.index(w) for w in words]])  # (B=1, T)
+T = input_ids.shape[1]
+D = 2  # MTP depths shown in the table
+inputs, labels = shift_labels(input_ids)  # labels[0, i] = input_ids[0, i + 1], last = -100
+
+
+def word(token_id: int) -> str:
+    return "--" if token_id == -100 else vocab[token_id]
+
+
+header = ["i", "input t_i", "main: labels[i]", "k=1: labels[i+1]", "k=2: labels[i+2]"]
+print(" | ".join(f"{h:>16}" for h in header))
+for i in range(T):
+    row = [str(i), words[i]]
+    for k in range(D + 1):  # k = 0 is the main head
+        # depth k has logits only at positions i < T - k; beyond that there is no cell at all
+        row.append(word(int(labels[0, i + k])) if i + k < T else "(no logit)")
+    print(" | ".join(f"{c:>16}" for c in row))
+
+# %% [markdown] en
+# Read a row: at position 2 the model has seen "the cat sat". The main head must say "on", depth 1
+# must say "the" (two ahead), depth 2 must say "mat" (three ahead). Depth $k$ has no logit at the
+# last $k$ positions, and its last logit has the target `--` (there is no $t_{T+1}$ in this window),
+# so depth $k$ scores $T - k - 1$ targets.
+#
+# ### The aligned loss by hand
+#
+# With random logits we compute each term from the token ids themselves — no `labels` tensor,
+# only "position $i$, depth $k$ ⇒ token $i + k + 1$" — and compare with
+# `MultiTokenPredictionLoss`.
+
+# %% [markdown] de
+# Eine Zeile gelesen: An Position 2 hat das Modell „the cat sat“ gesehen. Der Haupt-Head muss „on“
+# sagen, Tiefe 1 „the“ (zwei voraus), Tiefe 2 „mat“ (drei voraus). An den letzten $k$ Positionen
+# hat Tiefe $k$ gar keine Logits, und ihr letztes Logit hat das Ziel `--` (in diesem Fenster gibt es
+# kein $t_{T+1}$). Tiefe $k$ wird also an $T - k - 1$ Zielen gemessen.
+#
+# ### Der ausgerichtete Verlust von Hand
+#
+# Mit zufälligen Logits berechnen wir jeden Term direkt aus den Token-IDs — ohne `labels`-Tensor,
+# nur mit der Regel „Position $i$, Tiefe $k$ ⇒ Token $i + k + 1$“ — und vergleichen mit
+# `MultiTokenPredictionLoss`.
+
+# %%
+g = torch.Generator().manual_seed(0)
+main_logits = torch.randn(1, T, V, generator=g)  # (B, T, V)
+mtp_logits = [torch.randn(1, T - k, V, generator=g) for k in range(1, D + 1)]  # (B, T-k, V)
+
+
+def nll_by_hand(logits: torch.Tensor, k: int) -> torch.Tensor:
+    """Mean of -log p(t_{i+k+1}) over the positions i that have such a token; logits (T-k, V)."""
+    terms = []
+    for i in range(logits.shape[0]):
+        j = i + k + 1  # index of the target token
+        if j >= T:
+            continue  # no token that far ahead in this window
+        # $-\log p_{i, y} = \log\sum_v e^{z_{i,v}} - z_{i,y}$
+        terms.append(torch.logsumexp(logits[i], dim=0) - logits[i, input_ids[0, j]])
+    return torch.stack(terms).mean()
+
+
+lam = 0.3
+by_hand = [nll_by_hand(main_logits[0], 0)] + [nll_by_hand(mtp_logits[k - 1][0], k) for k in (1, 2)]
+total_by_hand = by_hand[0] + lam * (by_hand[1] + by_hand[2])
+
+loss_fn = MultiTokenPredictionLoss(V, mtp_depth=D, mtp_lambda=lam)
+total, parts = loss_fn(main_logits, mtp_logits, labels)
+for name, mine in zip(["main_loss", "mtp_loss_1", "mtp_loss_2"], by_hand, strict=True):
+    print(f"{name:<11} by hand {mine.item():.4f}   library {parts[name].item():.4f}")
+    assert torch.allclose(mine, parts[name], atol=1e-6)
+print(f"total_loss  by hand {total_by_hand.item():.4f}   library {total.item():.4f}")
+assert torch.allclose(total_by_hand, total, atol=1e-6)
+
+# %% [markdown] en
+# The classic bug is to score depth 1 against the *main* labels `labels[:, :-1]`: it silently
+# trains the extra head to repeat the main head's target. The number differs, so a test catches it:
+
+# %% [markdown] de
+# Der klassische Fehler: Tiefe 1 an den Labels des *Haupt*-Heads `labels[:, :-1]` messen. Dann
+# lernt der zusätzliche Head stillschweigend nur das Ziel des Haupt-Heads. Die Zahl ist eine andere,
+# ein Test findet den Fehler also:
+
+# %%
+wrong = nn.functional.cross_entropy(mtp_logits[0][0], labels[0, :-1], ignore_index=-100)
+print(f"depth 1 scored on labels[:, 1:]  (right): {parts['mtp_loss_1'].item():.4f}")
+print(f"depth 1 scored on labels[:, :-1] (wrong): {wrong.item():.4f}")
+assert not torch.allclose(wrong, parts["mtp_loss_1"])
+
+# %% [markdown] en
+# ## 2. The seed's simple head: one projection per depth
+#
+# The seed design's `MultiTokenPredictionHead` gives each depth $k$ its own $(V, d)$ matrix $W_k$
+# and applies it to the **same** final hidden state $h_i$ that the main head reads:
+#
+# $$z^{k}_i = W_k\, h_i, \qquad i = 1, \dots, T - k .$$
+#
+# `CombinedLMHead` cuts the hidden states to $T - k$ positions and calls it. We recompute the
+# logits with a plain matrix product:
+
+# %% [markdown] de
+# ## 2. Der einfache Head des Seed-Entwurfs: eine Projektion pro Tiefe
+#
+# Der `MultiTokenPredictionHead` des Seed-Entwurfs gibt jeder Tiefe $k$ eine eigene $(V, d)$-Matrix
+# $W_k$ und wendet sie auf **denselben** letzten Hidden State (versteckten Zustand) $h_i$ an, den
+# auch der Haupt-Head liest:
+#
+# $$z^{k}_i = W_k\, h_i, \qquad i = 1, \dots, T - k .$$
+#
+# `CombinedLMHead` kürzt die Hidden States auf $T - k$ Positionen und ruft ihn auf. Wir rechnen
+# die Logits mit einem einfachen Matrixprodukt nach:
+
+# %%
+d = 16  # hidden width of this small demo
+hidden = torch.randn(1, T, d, generator=g)  # (B, T, d), stands in for a Transformer's output
+head = CombinedLMHead(d, V, use_mtp=True, mtp_depth=D, tie_weights=False).train()
+main_z, mtp_z = head(hidden)  # (B, T, V), [(B, T-1, V), (B, T-2, V)]
+assert mtp_z is not None
+for k in range(1, D + 1):
+    W_k = head.mtp_head.heads[k - 1].weight  # (V, d)
+    z_k = hidden[:, : T - k] @ W_k.T  # (B, T-k, V): position i reads h_i, the main head's input
+    assert torch.allclose(z_k, mtp_z[k - 1], atol=1e-6)
+    print(f"depth {k}: logits {tuple(mtp_z[k - 1].shape)} = h[:, :T-{k}] @ W_{k}^T  ✓")
+print("eval mode returns:", [None if z is None else tuple(z.shape) for z in head.eval()(hidden)])
+
+# %% [markdown] en
+# Two properties matter later:
+#
+# * Depth 1 at position $i$ must guess $t_{i+2}$ **without knowing $t_{i+1}$**: it reads the same
+#   $h_i$ as the main head. At best it can learn the marginal $p(t_{i+2} \mid t_{\le i})$, which
+#   averages over every possible $t_{i+1}$. Its loss floor is therefore a *two-step* conditional
+#   entropy, higher than the next-token entropy rate.
+# * Each depth costs $V \cdot d$ new parameters — $D \cdot V \cdot d$ in total, as large as a second
+#   (untied) output head per depth.
+
+# %% [markdown] de
+# Zwei Eigenschaften brauchen wir später:
+#
+# * Tiefe 1 muss an Position $i$ das Token $t_{i+2}$ raten, **ohne $t_{i+1}$ zu kennen**: Sie liest
+#   dasselbe $h_i$ wie der Haupt-Head. Bestenfalls lernt sie die Randverteilung
+#   $p(t_{i+2} \mid t_{\le i})$, die über alle möglichen $t_{i+1}$ mittelt. Ihre
+#   Entropie-Untergrenze ist deshalb eine bedingte *Zwei-Schritt*-Entropie und liegt über der
+#   Entropierate für das nächste Token.
+# * Jede Tiefe kostet $V \cdot d$ neue Parameter — insgesamt $D \cdot V \cdot d$, pro Tiefe so viel
+#   wie eine zweite (ungebundene) Ausgabeschicht.
+
+# %%
+n_main = sum(p.numel() for p in head.lm_head.parameters())
+n_mtp = sum(p.numel() for p in head.mtp_head.parameters())
+print(f"main head: {n_main} = V*d;  simple MTP head: {n_mtp} = D*V*d = {D}*{V}*{d}")
+assert n_main == V * d and n_mtp == D * V * d
+
+# %% [markdown] en
+# ## 3. The DeepSeek-V3 module: sequential, with shared embedding and head
+#
+# DeepSeek-V3 (§2.2) keeps "the complete causal chain at each prediction depth". Module $k$ has a
+# projection $M_k \in \mathbb{R}^{d \times 2d}$ and one Transformer block $\mathrm{TRM}_k$; the
+# embedding $\mathrm{Emb}$ and the output head $\mathrm{OutHead}$ are **shared** with the main
+# model. In the report's 1-based notation, with $h^0_i$ the main model's hidden state:
+#
+# $$h^{\prime k}_i = M_k\,\big[\mathrm{RMSNorm}(h^{k-1}_i);\ \mathrm{RMSNorm}(\mathrm{Emb}(t_{i+k}))\big] \tag{21}$$
+#
+# $$h^{k}_{1:T-k} = \mathrm{TRM}_k\big(h^{\prime k}_{1:T-k}\big) \tag{22}$$
+#
+# $$P^{k}_{i+k+1} = \mathrm{OutHead}\big(h^{k}_i\big) \tag{23}$$
+#
+# $$\mathcal{L}^{k}_{\mathrm{MTP}} = \mathrm{CrossEntropy}\big(P^{k}_{2+k:T+1},\ t_{2+k:T+1}\big) = -\frac{1}{T}\sum_{i=2+k}^{T+1} \log P^{k}_i[t_i] \tag{24}$$
+#
+# $$\mathcal{L}_{\mathrm{MTP}} = \frac{\lambda}{D}\sum_{k=1}^{D} \mathcal{L}^{k}_{\mathrm{MTP}} \tag{25}$$
+#
+# $[\cdot\,;\cdot]$ is concatenation (hidden state first). The difference to the simple head is in
+# Eq. 21: depth $k$ **reads the true token $t_{i+k}$** (teacher forcing), so depth 1 predicts
+# $t_{i+2}$ knowing $t_{i+1}$ — the same information the main model has one position later.
+
+# %% [markdown] de
+# ## 3. Das DeepSeek-V3-Modul: sequenziell, mit geteilter Einbettung und geteiltem Head
+#
+# DeepSeek-V3 (§2.2) behält „die vollständige kausale Kette auf jeder Vorhersagetiefe“. Modul $k$
+# hat eine Projektion $M_k \in \mathbb{R}^{d \times 2d}$ und einen Transformer-Block
+# $\mathrm{TRM}_k$; die Einbettung (Embedding) $\mathrm{Emb}$ und die Ausgabeschicht
+# $\mathrm{OutHead}$ werden mit dem Hauptmodell **geteilt**. In der 1-basierten Schreibweise des
+# Berichts, mit $h^0_i$ als Hidden State des Hauptmodells:
+#
+# $$h^{\prime k}_i = M_k\,\big[\mathrm{RMSNorm}(h^{k-1}_i);\ \mathrm{RMSNorm}(\mathrm{Emb}(t_{i+k}))\big] \tag{21}$$
+#
+# $$h^{k}_{1:T-k} = \mathrm{TRM}_k\big(h^{\prime k}_{1:T-k}\big) \tag{22}$$
+#
+# $$P^{k}_{i+k+1} = \mathrm{OutHead}\big(h^{k}_i\big) \tag{23}$$
+#
+# $$\mathcal{L}^{k}_{\mathrm{MTP}} = \mathrm{CrossEntropy}\big(P^{k}_{2+k:T+1},\ t_{2+k:T+1}\big) = -\frac{1}{T}\sum_{i=2+k}^{T+1} \log P^{k}_i[t_i] \tag{24}$$
+#
+# $$\mathcal{L}_{\mathrm{MTP}} = \frac{\lambda}{D}\sum_{k=1}^{D} \mathcal{L}^{k}_{\mathrm{MTP}} \tag{25}$$
+#
+# $[\cdot\,;\cdot]$ ist die Verkettung (Hidden State zuerst). Der Unterschied zum einfachen Head
+# steckt in Gl. 21: Tiefe $k$ **liest das wahre Token $t_{i+k}$** (Teacher Forcing). Tiefe 1 sagt
+# $t_{i+2}$ also in Kenntnis von $t_{i+1}$ vorher — mit derselben Information, die das Hauptmodell
+# eine Position später hat.
+
+# %%
+def box(ax, xy, text, color="#dbe9f6", w=1.9, h=0.55):
+    """A rounded box centred at xy; returns its centre."""
+    x, y = xy
+    ax.add_patch(FancyBboxPatch((x - w / 2, y - h / 2), w, h, boxstyle="round,pad=0.05",
+                                fc=color, ec="0.3", lw=1))
+    ax.text(x, y, text, ha="center", va="center", fontsize=9)
+    return xy
+
+
+def arrow(ax, a, b, shrink=16):
+    """An arrow from point a to point b, shortened by `shrink` points at both ends."""
+    ax.annotate("", xy=b, xytext=a, arrowprops={"arrowstyle": "-|>", "color": "0.2", "lw": 1.2,
+                                                "shrinkA": shrink, "shrinkB": shrink})
+
+
+def shared_link(ax, x0, x1, y):
+    """Dashed orange line between two boxes that hold the same weight matrix."""
+    ax.plot([x0, x1], [y, y], ls="--", color="#d08a2e", lw=1.2)
+
+
+shared = "#f8d7a8"  # the main model's embedding and output head
+fig, ax = plt.subplots(figsize=(11, 6.6))
+# main model (column x = 0)
+tok0 = box(ax, (0, 0), r"tokens $t_1 \dots t_T$", "white")
+emb0 = box(ax, (0, 1), "Emb (shared)", shared)
+trm0 = box(ax, (0, 2.9), "main model:\n$L$ Transformer blocks", "#c9e4c5", h=0.9)
+h_prev = box(ax, (0, 4.8), r"$h^0_i$", "white", w=0.8)
+out0 = box(ax, (0, 5.7), "OutHead (shared)", shared)
+p0 = box(ax, (0, 6.6), r"$P^0_{i+1}$: predicts $t_{i+1}$", "white", w=2.2)
+for a, b in [(tok0, emb0), (emb0, trm0), (trm0, h_prev), (h_prev, out0), (out0, p0)]:
+    arrow(ax, a, b)
+ax.text(0, 7.25, "main model", ha="center", fontsize=11, weight="bold")
+x_emb, x_out = 0.0, 0.0  # centres of the previous Emb / OutHead, for the shared links
+for k in (1, 2):
+    x = 3.8 * k  # module centre; hidden path on the left (xl), token path on the right (xr)
+    xl, xr = x - 1.0, x + 1.0
+    tok = box(ax, (xr, 0), rf"true token $t_{{i+{k}}}$", "white", w=1.5)
+    emb = box(ax, (xr, 1), "Emb (shared)", shared, w=1.5)
+    n_e = box(ax, (xr, 2), "RMSNorm", w=1.3)
+    n_h = box(ax, (xl, 2), "RMSNorm", w=1.3)
+    cat = box(ax, (x, 3), rf"$[\,\cdot\,;\,\cdot\,]$ $\to$ $M_{k}$", w=1.6)
+    trm = box(ax, (x, 3.9), rf"$\mathrm{{TRM}}_{k}$ (1 block)", "#c9e4c5", w=1.6)
+    hk = box(ax, (x, 4.8), rf"$h^{k}_i$", "white", w=0.8)
+    out = box(ax, (x, 5.7), "OutHead (shared)", shared)
+    pk = box(ax, (x, 6.6), rf"$P^{k}_{{i+{k + 1}}}$: predicts $t_{{i+{k + 1}}}$", "white", w=2.2)
+    for a, b in [(tok, emb), (emb, n_e), (n_e, cat), (n_h, cat), (cat, trm), (trm, hk), (hk, out),
+                 (out, pk)]:
+        arrow(ax, a, b)
+    # the causal chain: h^{k-1} goes right, then down into depth k's RMSNorm
+    ax.plot([h_prev[0] + 0.45, xl], [4.8, 4.8], color="0.2", lw=1.2)
+    arrow(ax, (xl, 4.8), (xl, 2.35), shrink=0)  # ends on the top edge of the RMSNorm box
+    ax.text((h_prev[0] + xl) / 2, 4.9, rf"$h^{k - 1}_i$", ha="center", va="bottom", fontsize=9)
+    shared_link(ax, x_out + 1.0, x - 1.0, 5.7)
+    shared_link(ax, x_emb + (1.0 if k == 1 else 0.8), xr - 0.8, 1.0)
+    h_prev, x_emb, x_out = hk, xr, x
+    ax.text(x, 7.25, f"MTP module k = {k}", ha="center", fontsize=11, weight="bold")
+ax.text(3.8, -0.75, "dashed orange: the same weight matrix, shared with the main model",
+        ha="center", color="#b06a10", fontsize=9)
+ax.set_xlim(-1.2, 9.6)
+ax.set_ylim(-1.0, 7.5)
+ax.axis("off")
+ax.set_title("DeepSeek-V3 multi-token prediction (§2.2, Eq. 21–23), drawn for D = 2", pad=12)
+plt.show()
+
+# %% [markdown] en
+# ### The chain by hand
+#
+# We build `DeepSeekMTP` with $D = 2$, hand it a stand-in $h^0$, the token ids, and the main
+# model's embedding and head, then redo Eq. 21–23 step by step: RMSNorm written out, the
+# concatenation, the product with $M_k$, the block, and the shared head.
+
+# %% [markdown] de
+# ### Die Kette von Hand
+#
+# Wir bauen `DeepSeekMTP` mit $D = 2$, geben ein Ersatz-$h^0$, die Token-IDs sowie Embedding und
+# Head des Hauptmodells hinein und rechnen Gl. 21–23 Schritt für Schritt nach: RMSNorm
+# ausgeschrieben, Verkettung, Produkt mit $M_k$, Block und geteilter Head.
+
+# %%
+torch.manual_seed(0)
+emb = nn.Embedding(V, d)  # the main model's embedding (shared)
+out_head = LanguageModelingHead(d, V)  # the main model's output head (shared)
+mtp = DeepSeekMTP(d_model=d, n_heads=2, mtp_depth=D)
+h0 = torch.randn(1, T, d, generator=g)  # (B, T, d), stands in for the main model's h^0
+lib_logits = mtp(h0, input_ids, emb, out_head)  # [(B, T-1, V), (B, T-2, V)]
+
+
+def rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
+    # $\mathrm{RMSNorm}(x) = x / \sqrt{\mathrm{mean}(x^2) + \epsilon} \cdot g$
+    return x / torch.sqrt(x.pow(2).mean(dim=-1, keepdim=True) + eps) * weight
+
+
+h = h0
+for k, m in enumerate(mtp.depths, start=1):
+    h_prev = h[:, : T - k]  # h^{k-1}_i for the T-k positions that have a token k ahead, (B, T-k, d)
+    e = emb(input_ids[:, k:])  # Emb(t_{i+k}), (B, T-k, d)
+    # Eq. 21: $h'^k_i = M_k [\mathrm{RMSNorm}(h^{k-1}_i); \mathrm{RMSNorm}(\mathrm{Emb}(t_{i+k}))]$
+    cat = torch.cat([rms_norm(h_prev, m.hnorm.weight, m.hnorm.eps),
+                     rms_norm(e, m.enorm.weight, m.enorm.eps)], dim=-1)  # (B, T-k, 2d)
+    h_prime = cat @ m.proj.weight.T  # M_k has shape (d, 2d) -> (B, T-k, d)
+    h = m.block(h_prime)  # Eq. 22: one causal pre-norm Transformer block, (B, T-k, d)
+    # Eq. 23: the *shared* head (after the module's own final norm), (B, T-k, V)
+    z = rms_norm(h, m.norm_out.weight, m.norm_out.eps) @ out_head.weight.T
+    assert torch.allclose(z, lib_logits[k - 1], atol=1e-5)
+    print(f"depth {k}: M_k {tuple(m.proj.weight.shape)}, logits {tuple(z.shape)}  == library ✓")
+
+# %% [markdown] en
+# The embedding and the head are *passed in*, not owned: they appear in neither the module's
+# parameters nor its `state_dict`, yet the MTP loss sends gradients into both.
+
+# %% [markdown] de
+# Embedding und Head werden *übergeben*, nicht besessen: Sie stehen weder in den Parametern des
+# Moduls noch in seinem `state_dict` — trotzdem schickt der MTP-Verlust Gradienten in beide.
+
+# %%
+own = {id(p) for p in mtp.parameters()}
+assert id(emb.weight) not in own and id(out_head.weight) not in own
+assert all(V not in t.shape for t in mtp.state_dict().values())  # no (V, d) tensor is saved
+mtp_only = MultiTokenPredictionLoss(V, mtp_depth=D, mtp_lambda=1.0)
+_, mtp_parts = mtp_only(main_logits, lib_logits, labels)
+mtp_parts["mtp_loss_1"].backward()  # the depth-1 term alone
+print(f"|grad| on shared head:      {out_head.weight.grad.norm().item():.4f}")
+print(f"|grad| on shared embedding: {emb.weight.grad.norm().item():.4f}")
+assert out_head.weight.grad.norm() > 0 and emb.weight.grad.norm() > 0
+
+# %% [markdown] en
+# ### Counting parameters
+#
+# Per depth the DeepSeek module adds $M_k$ ($2d^2$), one block (attention $4d^2$ + MLP $8d^2$ +
+# two norms $2d$) and three RMSNorm gains ($3d$): $14d^2 + 5d$, **no term in $V$**. The simple
+# head adds $V \cdot d$ per depth. We count real modules; for the large sizes they are built on
+# PyTorch's `meta` device, which creates shapes without allocating memory. The sizes are our demo,
+# the seed design's two examples ($V = 1000, d = 512$ and $V = 50\,000, d = 2048$) and
+# DeepSeek-V3's vocabulary and width ($V = 129\,280$, $d = 7168$; its real MTP block uses a
+# mixture-of-experts MLP, so its module has 11.5 B own parameters, but still no $V$-sized ones —
+# the 0.9 B embedding and 0.9 B head are shared, per `README_WEIGHTS.md` of the release).
+
+# %% [markdown] de
+# ### Parameter zählen
+#
+# Pro Tiefe fügt das DeepSeek-Modul $M_k$ ($2d^2$), einen Block (Attention $4d^2$ + MLP $8d^2$ +
+# zwei Normen $2d$) und drei RMSNorm-Gewichte ($3d$) hinzu: $14d^2 + 5d$, **kein Term mit $V$**.
+# Der einfache Head fügt pro Tiefe $V \cdot d$ hinzu. Wir zählen echte Module; die großen werden
+# auf PyTorchs `meta`-Gerät gebaut, das nur Formen anlegt und keinen Speicher belegt. Die Größen
+# sind unser Demo-Beispiel, die beiden Beispiele des Seed-Entwurfs ($V = 1000, d = 512$ und
+# $V = 50\,000, d = 2048$) sowie Vokabular und Breite von DeepSeek-V3 ($V = 129\,280$, $d = 7168$;
+# sein echter MTP-Block nutzt ein Mixture-of-Experts-MLP, daher hat sein Modul 11,5 Mrd. eigene
+# Parameter — aber ebenfalls keine $V$-großen: Embedding (0,9 Mrd.) und Head (0,9 Mrd.) werden laut
+# `README_WEIGHTS.md` der Veröffentlichung geteilt).
+
+# %%
+def count(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+sizes = {"demo": (V, d), "seed A": (1000, 512), "seed B": (50_000, 2048),
+         "V3 width": (129_280, 7168)}
+print(f"{'':>9} {'V':>8} {'d':>5} | {'simple head D=1':>16} | {'DeepSeek D=1':>13} | "
+      f"{'DeepSeek/simple':>15}")
+for name, (v, dd) in sizes.items():
+    with torch.device("meta"):  # shapes only, no memory
+        simple = MultiTokenPredictionHead(dd, v, mtp_depth=1)
+        deep = DeepSeekMTP(dd, n_heads=2, mtp_depth=1)
+    assert count(simple) == v * dd  # D * V * d with D = 1
+    assert count(deep) == 14 * dd**2 + 5 * dd  # no V anywhere
+    assert all(v not in p.shape for p in deep.parameters())
+    print(f"{name:>9} {v:>8} {dd:>5} | {count(simple):>16,} | {count(deep):>13,} | "
+          f"{count(deep) / count(simple):>15.2f}")
+
+# %% [markdown] en
+# With one depth the simple head adds a second full output head. Which of the two is larger
+# depends on $V / d$: with a small vocabulary (demo, seed A) the DeepSeek module's $14d^2$ dominate,
+# with a large one (seed B, V3 width) it is the smaller of the two (last column). What differs in
+# kind is what the parameters buy: a whole Transformer block that can use the next token, instead of
+# a second projection onto the vocabulary.
+
+# %% [markdown] de
+# Mit einer Tiefe fügt der einfache Head eine zweite komplette Ausgabeschicht hinzu. Welcher der
+# beiden größer ist, hängt von $V / d$ ab: Bei kleinem Vokabular (Demo, seed A) überwiegen die
+# $14d^2$ des DeepSeek-Moduls, bei großem (seed B, V3-Breite) ist es das kleinere (letzte Spalte).
+# Grundsätzlich anders ist, wofür die Parameter stehen: ein ganzer Transformer-Block, der das
+# nächste Token nutzen kann, statt einer zweiten Projektion auf das Vokabular.
+
+# %% [markdown] en
+# ## 4. The loss: $\lambda$ or $\lambda / D$?
+#
+# `MultiTokenPredictionLoss` adds the depths either with weight $\lambda$ each (the seed design:
+# $\mathcal{L} = \mathcal{L}_\text{main} + \lambda \sum_k \mathcal{L}^k$) or, with
+# `average_over_depth=True`, with $\lambda / D$ each — DeepSeek-V3's Eq. 25. The first form makes
+# the MTP share of the gradient grow with $D$; the second keeps it fixed while $D$ changes. For
+# $D = 1$ the two agree, and DeepSeek-V3 trains with $D = 1$ and $\lambda = 0.3$ for the first
+# 10 T tokens, then $\lambda = 0.1$ for the remaining 4.8 T (§4.2).
+
+# %% [markdown] de
+# ## 4. Der Verlust: $\lambda$ oder $\lambda / D$?
+#
+# `MultiTokenPredictionLoss` addiert die Tiefen entweder jeweils mit dem Gewicht $\lambda$ (der
+# Seed-Entwurf: $\mathcal{L} = \mathcal{L}_\text{main} + \lambda \sum_k \mathcal{L}^k$) oder, mit
+# `average_over_depth=True`, jeweils mit $\lambda / D$ — Gl. 25 von DeepSeek-V3. Bei der ersten
+# Form wächst der MTP-Anteil am Gradienten mit $D$, bei der zweiten bleibt er fest, wenn sich $D$
+# ändert. Für $D = 1$ stimmen beide überein; DeepSeek-V3 trainiert mit $D = 1$ und $\lambda = 0{,}3$
+# für die ersten 10 Billionen Tokens, danach mit $\lambda = 0{,}1$ für die restlichen 4,8 Billionen
+# (§4.2).
+
+# %%
+sum_form = MultiTokenPredictionLoss(V, mtp_depth=D, mtp_lambda=lam)
+avg_form = MultiTokenPredictionLoss(V, mtp_depth=D, mtp_lambda=lam, average_over_depth=True)
+t_sum, p_sum = sum_form(main_logits, mtp_logits, labels)
+t_avg, p_avg = avg_form(main_logits, mtp_logits, labels)
+L_main, L1, L2 = (p_sum[k] for k in ("main_loss", "mtp_loss_1", "mtp_loss_2"))
+print(f"L_main = {L_main.item():.4f},  L^1 = {L1.item():.4f},  L^2 = {L2.item():.4f}")
+print(f"lambda   * (L^1 + L^2): weight per depth {sum_form.depth_weight:.2f} -> total {t_sum.item():.4f}")
+print(f"lambda/D * (L^1 + L^2): weight per depth {avg_form.depth_weight:.2f} -> total {t_avg.item():.4f}")
+assert torch.allclose(t_sum, L_main + lam * (L1 + L2))
+assert torch.allclose(t_avg, L_main + lam / D * (L1 + L2))
+one = [mtp_logits[0]]
+assert torch.allclose(
+    MultiTokenPredictionLoss(V, 1, lam)(main_logits, one, labels)[0],
+    MultiTokenPredictionLoss(V, 1, lam, average_over_depth=True)(main_logits, one, labels)[0],
+)  # D = 1: both forms are the same
+
+# %% [markdown] en
+# **The $1/T$ in Eq. 24.** The report divides each depth's summed log-loss by the sequence length
+# $T$, although depth $k$ has fewer targets. The library takes the mean over the valid targets
+# instead (which also skips padding). The two differ by the factor (valid targets)$/T$ — for
+# $T = 4096$ and $D = 1$ a negligible $4095/4096$, in our 8-token sentence a visible one:
+
+# %% [markdown] de
+# **Das $1/T$ in Gl. 24.** Der Bericht teilt die summierte negative Log-Likelihood jeder Tiefe durch die
+# Sequenzlänge $T$, obwohl Tiefe $k$ weniger Ziele hat. Die Bibliothek nimmt stattdessen den
+# Mittelwert über die gültigen Ziele (und überspringt damit auch Padding). Beide unterscheiden sich
+# um den Faktor (gültige Ziele)$/T$ — für $T = 4096$ und $D = 1$ vernachlässigbare $4095/4096$, in
+# unserem Satz aus 8 Tokens ein sichtbarer:
+
+# %%
+for k in (1, 2):
+    targets = labels[0, k:]  # (T-k,)
+    valid = targets != -100
+    log_p = mtp_logits[k - 1][0].log_softmax(-1)  # (T-k, V)
+    summed = -log_p[valid].gather(1, targets[valid, None]).sum()
+    eq24 = summed / T  # the report's normaliser
+    lib = p_sum[f"mtp_loss_{k}"]  # mean over valid targets
+    print(f"k={k}: Eq. 24 (1/T) {eq24.item():.4f}   library (1/{int(valid.sum())}) {lib.item():.4f}"
+          f"   ratio {(eq24 / lib).item():.4f} = {int(valid.sum())}/{T}")
+    assert torch.allclose(eq24, lib * valid.sum() / T)
+
+# %% [markdown] en
+# ## 5. Training with and without MTP
+#
+# Now the real thing, on the package's toy language (`aptt_edu.data`): an order-2 Markov chain over
+# 24 letters, whose floors are known exactly. The **entropy rate** $H = H(t_{i+1} \mid t_{\le i})$ is
+# the lowest loss any next-token predictor can reach — and also the floor of DeepSeek's depth 1,
+# which is handed $t_{i+1}$. The simple head's depth 1 must average over the unseen $t_{i+1}$; its
+# floor is the **two-step conditional entropy** $H_2 = H(t_{i+2} \mid t_{\le i}) \ge H$.
+#
+# We train the tiny GPT of `aptt_edu.model` three times with `aptt_edu.train.train` — same seed,
+# same data, same steps — without MTP, with the simple head and with the DeepSeek module
+# ($D = 1$, $\lambda = 0.3$). The runs are deliberately short so that the notebook stays fast.
+
+# %% [markdown] de
+# ## 5. Training mit und ohne MTP
+#
+# Nun wird wirklich trainiert, auf der Spielzeugsprache des Pakets (`aptt_edu.data`): eine Markov-Kette zweiter
+# Ordnung über 24 Buchstaben, deren Untergrenzen exakt bekannt sind. Die **Entropierate**
+# $H = H(t_{i+1} \mid t_{\le i})$ ist der kleinste Verlust, den irgendein Modell für das nächste Token
+# erreichen kann — und zugleich die Untergrenze von DeepSeeks Tiefe 1, die $t_{i+1}$ als Eingabe
+# bekommt. Die Tiefe 1 des einfachen Heads muss über das ungesehene $t_{i+1}$ mitteln; ihre
+# Untergrenze ist die **bedingte Zwei-Schritt-Entropie** $H_2 = H(t_{i+2} \mid t_{\le i}) \ge H$.
+#
+# Wir trainieren das kleine GPT aus `aptt_edu.model` dreimal mit `aptt_edu.train.train` — gleicher
+# Seed, gleiche Daten, gleich viele Schritte —: ohne MTP, mit dem einfachen Head und mit dem
+# DeepSeek-Modul ($D = 1$, $\lambda = 0{,}3$). Die Läufe sind absichtlich kurz, damit das Notebook
+# schnell bleibt.
+
+# %% [markdown] en
+# The two floors come straight from the source's transition table:
+
+# %% [markdown] de
+# Die beiden Untergrenzen folgen direkt aus der Übergangstabelle der Quelle:
+
+# %%
+from aptt_edu.data import ToyLanguage
+
+lang = ToyLanguage(vocab_size=24, support=3, epsilon=0.02, seed=0)
+H, H2 = lang.entropy_rate, lang.mtp_entropy
+print(lang)
+print(f"floors: H = {H:.4f} nats (next token),  H2 = {H2:.4f} nats (two ahead, t_(i+1) unseen)")
+assert H < H2 < math.log(lang.vocab_size)
+
+# %% [markdown] en
+# > **TODO (training API not committed yet).** `aptt_edu.train` had not landed when this notebook
+# > was written. This cell will become: the three runs with `train(TrainConfig(mtp=...))`, the main
+# > validation loss against $H$ (`aptt_edu.plotting.plot_loss_curves`), each depth-1 loss against its
+# > own floor ($H_2$ for the simple head, $H$ for the DeepSeek module), and the final validation
+# > losses compared with the baseline — related to Gloeckle et al. (2024), who found multi-token
+# > prediction worse than the baseline for small models.
+
+# %% [markdown] de
+# > **TODO (Trainings-API noch nicht eingecheckt).** `aptt_edu.train` lag noch nicht vor, als dieses
+# > Notebook entstand. An dieser Stelle folgen: die drei Läufe mit `train(TrainConfig(mtp=...))`,
+# > der Validierungsverlust des Haupt-Heads gegenüber $H$ (`aptt_edu.plotting.plot_loss_curves`),
+# > der Tiefe-1-Verlust gegenüber seiner eigenen Untergrenze ($H_2$ beim einfachen Head, $H$ beim
+# > DeepSeek-Modul) und der Vergleich der Validierungsverluste mit der Baseline — eingeordnet mit
+# > Gloeckle et al. (2024), die MTP bei kleinen Modellen schlechter als die Baseline fanden.
+
+# %% [markdown] en
+# ## 6. What does MTP cost? Analytic (measurement pending)
+#
+# The seed design's documentation says that MTP with $D = 1$ needs "~33% mehr Compute während
+# Training" (German for "about 33 % more compute during training").
+#
+# > **TODO (training API not committed yet):** the measured median time per training step with and
+# > without MTP (`History.step_time`, in a cell whose output the tests ignore).
+
+# %% [markdown] de
+# ## 6. Was kostet MTP? Analytisch (Messung folgt)
+#
+# Die Dokumentation des Seed-Entwurfs behauptet, MTP mit $D = 1$ brauche „~33% mehr Compute während
+# Training“.
+#
+# > **TODO (Trainings-API noch nicht eingecheckt):** die gemessene mittlere Zeit pro Trainingsschritt
+# > mit und ohne MTP (`History.step_time`, in einer Zelle, deren Ausgabe die Tests nicht prüfen).
+
+# %% [markdown] en
+# A deterministic estimate counts the multiply-adds of the matrix products per token (2 FLOPs
+# each). A pre-norm block has $12d^2$ weights (attention $4d^2$, MLP $8d^2$), so $24d^2$ FLOPs,
+# plus $4Td$ for the attention scores $QK^\top$ and the weighted sum over $T$ keys. The head costs
+# $2Vd$. Then, for a trunk of $L$ blocks,
+#
+# $$C_\text{base} = L\,(24d^2 + 4Td) + 2Vd, \qquad
+#   C_\text{simple} = 2Vd, \qquad
+#   C_\text{DeepSeek} = \underbrace{4d^2}_{M_k} + \underbrace{24d^2 + 4Td}_{\mathrm{TRM}_k} + \underbrace{2Vd}_{\text{shared head}}$$
+#
+# per extra depth. The backward pass costs about twice the forward pass for every matrix product,
+# so the *ratio* $C_\text{extra} / C_\text{base}$ is the same for a whole training step. It equals
+# the seed's $1/3$ when $3\,C_\text{extra} = C_\text{base}$, i.e. for a trunk of
+# $L^* = (3\,C_\text{extra} - 2Vd)/(24d^2 + 4Td)$ blocks: $L^* = V/(6d + T)$ for the simple head,
+# roughly $3.5 + V/(6d)$ for the DeepSeek module.
+
+# %% [markdown] de
+# Eine deterministische Schätzung zählt die Multiplikationen-mit-Addition der Matrixprodukte pro
+# Token (je 2 FLOPs). Ein Pre-Norm-Block hat $12d^2$ Gewichte (Attention $4d^2$, MLP $8d^2$), also
+# $24d^2$ FLOPs, dazu $4Td$ für die Attention-Scores $QK^\top$ und die gewichtete Summe über $T$
+# Schlüssel. Der Head kostet $2Vd$. Für einen Rumpf aus $L$ Blöcken gilt dann pro zusätzlicher Tiefe
+#
+# $$C_\text{base} = L\,(24d^2 + 4Td) + 2Vd, \qquad
+#   C_\text{simple} = 2Vd, \qquad
+#   C_\text{DeepSeek} = \underbrace{4d^2}_{M_k} + \underbrace{24d^2 + 4Td}_{\mathrm{TRM}_k} + \underbrace{2Vd}_{\text{geteilter Head}}.$$
+#
+# Der Rückwärtsdurchlauf kostet für jedes Matrixprodukt etwa das Doppelte des Vorwärtsdurchlaufs,
+# das *Verhältnis* $C_\text{extra} / C_\text{base}$ gilt also für den ganzen Trainingsschritt. Es
+# erreicht das $1/3$ des Seed-Entwurfs, wenn $3\,C_\text{extra} = C_\text{base}$, also für einen
+# Rumpf aus $L^* = (3\,C_\text{extra} - 2Vd)/(24d^2 + 4Td)$ Blöcken: $L^* = V/(6d + T)$ für den
+# einfachen Head, ungefähr $3{,}5 + V/(6d)$ für das DeepSeek-Modul.
+
+# %%
+from aptt_edu.layers import Block
+
+
+def flops_per_token(V: int, d: int, L: int, T: int) -> tuple[int, int, int]:
+    """Forward matmul FLOPs per token: (trunk + main head, simple MTP depth, DeepSeek MTP depth)."""
+    block = 2 * 12 * d**2 + 2 * 2 * T * d  # weights 12d^2; scores QK^T and weights @ V over T keys
+    head = 2 * V * d  # z = h W^T
+    return L * block + head, head, 2 * 2 * d * d + block + head  # DeepSeek: M_k, TRM_k, shared head
+
+
+# the 12 d^2 weights of a block, counted on the real module (its norm gains are vectors)
+assert sum(p.numel() for p in Block(64, 4).parameters() if p.dim() == 2) == 12 * 64**2
+
+cases = [("tiny (1 block, d=64)", 24, 64, 1, 32)]
+cases += [(f"seed A, L={L}", 1000, 512, L, 128) for L in (2, 4, 12)]
+cases += [(f"seed B, L={L}", 50_000, 2048, L, 128) for L in (2, 4, 8, 24)]
+cases += [("V3 size, dense, L=61", 129_280, 7168, 61, 4096)]
+print(f"{'':<21} {'V':>7} {'d':>5} {'T':>5} | overhead: simple  DeepSeek | 33% at L* = simple  DeepSeek")
+l_star, overhead = {}, {}
+for name, V_, d_, L_, T_ in cases:
+    base, simple, deep = flops_per_token(V_, d_, L_, T_)
+    per_block = 2 * 12 * d_**2 + 2 * 2 * T_ * d_
+    # 3 * C_extra = L * per_block + 2Vd  ->  the trunk depth at which the overhead is 1/3
+    L_simple, L_deep = ((3 * c - 2 * V_ * d_) / per_block for c in (simple, deep))
+    l_star[name.split(",")[0]] = (L_simple, L_deep)
+    overhead[name] = (simple / base, deep / base)
+    print(f"{name:<21} {V_:>7} {d_:>5} {T_:>5} | {simple / base:>15.1%} {deep / base:>9.1%} |"
+          f" {L_simple:>16.1f} {L_deep:>9.1f}")
+assert l_star["seed A"][0] < 1 and 3.5 < l_star["seed A"][1] < 4  # simple: below 33 % at any depth
+assert 3.5 < l_star["seed B"][0] < 4.5 and 7 < l_star["seed B"][1] < 8
+assert 0.9 < overhead["tiny (1 block, d=64)"][1] < 1.3  # one block more on a one-block trunk
+assert 0.07 < overhead["seed B, L=24"][0] < overhead["seed B, L=24"][1] < 0.13
+assert 0.02 < overhead["V3 size, dense, L=61"][0] < overhead["V3 size, dense, L=61"][1] < 0.045
+
+# %% [markdown] en
+# **What the table shows.**
+#
+# * The overhead is a ratio of an extra piece to the trunk, so it **shrinks like $1/L$**: there is no
+#   single "MTP overhead". The simple head costs one more $V \times d$ product; the DeepSeek module
+#   costs one more block *plus* one more pass through the shared head.
+# * The seed's "~33 %" holds only for **shallow trunks**: for the simple head when
+#   $L \approx V/(6d + T)$ — about 4 blocks for seed B, and never for seed A, whose head is too small
+#   even in front of a single block; for the DeepSeek module at $L^* \approx 3.5 + V/(6d)$, i.e. 4 to
+#   8 blocks for the seed's sizes. For a 24-block model of seed B's width it is 8–12 %, and for a
+#   dense stand-in of DeepSeek-V3's size (61 blocks, $T = 4096$) 2–4 %. (DeepSeek-V3's real blocks
+#   are mixture-of-experts layers, so that row is only a rough guide.)
+# * Our tiny model has a single block, so the DeepSeek module roughly doubles the FLOPs, while the
+#   simple head adds little arithmetic because $V = 24$ is tiny.
+
+# %% [markdown] de
+# **Was die Tabelle zeigt.**
+#
+# * Der Mehraufwand ist das Verhältnis eines zusätzlichen Teils zum Rumpf, er **schrumpft also wie
+#   $1/L$**: Den einen „MTP-Mehraufwand“ gibt es nicht. Der einfache Head kostet ein zusätzliches
+#   $V \times d$-Produkt, das DeepSeek-Modul einen zusätzlichen Block *plus* einen weiteren Durchlauf
+#   durch den geteilten Head.
+# * Die „~33 %“ des Seed-Entwurfs gelten nur für **flache Rümpfe**: beim einfachen Head für
+#   $L \approx V/(6d + T)$ — etwa 4 Blöcke für seed B und nie für seed A, dessen Head selbst
+#   gegenüber einem einzigen Block zu klein ist; beim DeepSeek-Modul für $L^* \approx 3{,}5 + V/(6d)$,
+#   also 4 bis 8 Blöcke bei den Größen des Seed-Entwurfs. Für ein Modell mit 24 Blöcken in der
+#   Breite von seed B sind es 8–12 %, für einen dichten Ersatz in der Größe von DeepSeek-V3
+#   (61 Blöcke, $T = 4096$) 2–4 %. (Die echten Blöcke von DeepSeek-V3 sind Mixture-of-Experts-
+#   Schichten, diese Zeile ist also nur ein grober Anhaltspunkt.)
+# * Unser kleines Modell hat nur einen Block, das DeepSeek-Modul verdoppelt die FLOPs also etwa,
+#   während der einfache Head wenig Rechenarbeit hinzufügt, weil $V = 24$ winzig ist.
+
+# %% [markdown] en
+# ## 7. MTP as a draft: does depth 1 agree with the main model?
+#
+# At inference the MTP module can be dropped — or reused as a *draft* for speculative decoding:
+# at position $i$ the main model proposes $t_{i+1}$ and depth 1 proposes $t_{i+2}$ at the same time;
+# one step later the main model, now reading $t_{i+1}$, checks whether it would have said the same.
+# DeepSeek-V3 reports that "the acceptance rate of the second token prediction ranges between 85%
+# and 90% across various generation topics", which gives 1.8 times the tokens per second (§5.4.3).
+#
+# We measure the simplest version of this on the validation set: with the true tokens fed in
+# (teacher forcing) and greedy decoding, how often is the argmax of the depth-1 logits at position
+# $i$ equal to the argmax of the main head at position $i + 1$? Because the source is known, we can
+# also compute what *ideal* predictors would score: an ideal DeepSeek depth 1 sees exactly what the
+# main model sees one step later and agrees always; an ideal simple head predicts the most likely
+# token of the two-step distribution and agrees only when that equals the most likely next token
+# after the actual $t_{i+1}$.
+
+# %% [markdown] de
+# ## 7. MTP als Entwurf: Stimmt Tiefe 1 mit dem Hauptmodell überein?
+#
+# Bei der Inferenz kann man das MTP-Modul weglassen — oder als *Entwurf* für spekulatives Dekodieren
+# (Speculative Decoding) weiterverwenden: An Position $i$ schlägt das Hauptmodell $t_{i+1}$ vor und
+# Tiefe 1 gleichzeitig $t_{i+2}$; einen Schritt später prüft das Hauptmodell, das jetzt $t_{i+1}$
+# liest, ob es dasselbe gesagt hätte. DeepSeek-V3 berichtet, „the acceptance rate of the second
+# token prediction ranges between 85% and 90% across various generation topics“, was 1,8-mal so
+# viele Tokens pro Sekunde ergibt (§5.4.3).
+#
+# Wir messen die einfachste Form davon auf der Validierungsmenge: Wie oft ist — mit den wahren Tokens
+# als Eingabe (Teacher Forcing) und gierigem Dekodieren — das Argmax der Tiefe-1-Logits an Position
+# $i$ gleich dem Argmax des Haupt-Heads an Position $i + 1$ (die Akzeptanzrate)? Da wir die Quelle
+# kennen, können wir auch ausrechnen, was *ideale* Vorhersager erreichen: Eine ideale DeepSeek-Tiefe 1
+# sieht genau das, was das Hauptmodell einen Schritt später sieht, und stimmt immer zu; ein idealer
+# einfacher Head sagt das wahrscheinlichste Token der Zwei-Schritt-Verteilung vorher und stimmt nur
+# zu, wenn es dem wahrscheinlichsten nächsten Token nach dem tatsächlichen $t_{i+1}$ entspricht.
+
+# %%
+P, pi = lang.transition, lang.stationary_dist  # P[a, b, x] = P(x | a, b); pi[a, b]
+best_next = P.argmax(-1)  # (V, V): ideal main head in context (b, x)
+best_two = lang.two_step().argmax(-1)  # (V, V): ideal simple depth 1 in context (a, b)
+same = best_two[:, :, None] == best_next[None, :, :]  # (V, V, V): [a, b, x]
+ideal_simple = float((pi[:, :, None] * P * same).sum())  # expectation over (a, b) ~ pi, x ~ P
+print(f"ideal simple head agreement {ideal_simple:.1%};  ideal DeepSeek depth 1: 100%")
+assert ideal_simple < 1.0
+
+# %% [markdown] en
+# Even ideal, the simple head disagrees with the ideal main model whenever the most likely token
+# two steps ahead depends on the $t_{i+1}$ it cannot see; a DeepSeek-style depth 1, which reads
+# $t_{i+1}$, could always agree.
+#
+# > **TODO (training API not committed yet):** the measured agreement rate on the trained tiny
+# > models — argmax of the depth-1 logits at position $i$ against the main head's argmax at
+# > position $i + 1$, with the true tokens fed in — for both MTP variants.
+
+# %% [markdown] de
+# Selbst im Idealfall widerspricht der einfache Head dem idealen Hauptmodell immer dann, wenn das
+# wahrscheinlichste Token zwei Schritte voraus von dem $t_{i+1}$ abhängt, das er nicht sieht; eine
+# Tiefe 1 nach DeepSeek-Art, die $t_{i+1}$ liest, könnte immer zustimmen.
+#
+# > **TODO (Trainings-API noch nicht eingecheckt):** die gemessene Akzeptanzrate der trainierten
+# > kleinen Modelle — Argmax der Tiefe-1-Logits an Position $i$ gegen das Argmax des Haupt-Heads an
+# > Position $i + 1$, mit den wahren Tokens als Eingabe — für beide MTP-Varianten.
+
+# %% [markdown] en
+# ## 8. What to remember
+#
+# * **Alignment:** depth $k$ at position $i$ is scored on $t_{i+k+1}$ = `labels[:, i+k]`; its logits
+#   have $T - k$ positions and its targets are `labels[:, k:]`. Scoring it on the main labels is a
+#   silent bug.
+# * **Simple head** (seed design): one $(V, d)$ projection per depth on the same $h_i$ —
+#   $D \cdot V \cdot d$ parameters, and it must guess past the unseen $t_{i+1}$ (floor $H_2$).
+# * **DeepSeek-V3 module** (§2.2, Eq. 21–25): RMSNorm both inputs, concatenate, $M_k$, one block,
+#   the *shared* head — no $V$-sized weights; it reads the true $t_{i+k}$ and keeps the causal chain.
+# * **Loss:** $\lambda \sum_k$ or DeepSeek's $\frac{\lambda}{D} \sum_k$ (`average_over_depth=True`);
+#   identical for $D = 1$. Eq. 24 divides by $T$, the library by the number of valid targets.
+# * **Cost:** the overhead is about one extra head (simple) or one extra block plus head (DeepSeek)
+#   relative to the trunk; "~33 %" is right only for trunks of a few blocks.
+# * **Benefit:** measured in Section 5 once the training API has landed (TODO).
+
+# %% [markdown] de
+# ## 8. Was bleibt
+#
+# * **Ausrichtung:** Tiefe $k$ wird an Position $i$ an $t_{i+k+1}$ = `labels[:, i+k]` gemessen;
+#   ihre Logits haben $T - k$ Positionen, ihre Ziele sind `labels[:, k:]`. Sie an den Labels des
+#   Haupt-Heads zu messen, ist ein stiller Fehler.
+# * **Einfacher Head** (Seed-Entwurf): eine $(V, d)$-Projektion pro Tiefe auf demselben $h_i$ —
+#   $D \cdot V \cdot d$ Parameter, und er muss über das ungesehene $t_{i+1}$ hinwegraten
+#   (Untergrenze $H_2$).
+# * **DeepSeek-V3-Modul** (§2.2, Gl. 21–25): beide Eingaben mit RMSNorm normieren, verketten, $M_k$,
+#   ein Block, der *geteilte* Head — keine $V$-großen Gewichte; es liest das wahre $t_{i+k}$ und
+#   behält die kausale Kette.
+# * **Verlust:** $\lambda \sum_k$ oder DeepSeeks $\frac{\lambda}{D} \sum_k$
+#   (`average_over_depth=True`); für $D = 1$ identisch. Gl. 24 teilt durch $T$, die Bibliothek durch
+#   die Zahl der gültigen Ziele.
+# * **Kosten:** Der Mehraufwand ist etwa ein zusätzlicher Head (einfach) oder ein zusätzlicher Block
+#   plus Head (DeepSeek), gemessen am Rumpf; „~33 %“ stimmt nur für Rümpfe aus wenigen Blöcken.
+# * **Nutzen:** wird in Abschnitt 5 gemessen, sobald die Trainings-API vorliegt (TODO).
