@@ -2,11 +2,11 @@ r"""Training data: a toy language whose best possible loss is known exactly, and
 
 **Why a toy language?** On real text nobody knows how low the cross-entropy *could* go, so a loss
 curve cannot say whether a model is nearly perfect or far from it. :class:`ToyLanguage` is a random
-order-2 Markov chain over a few dozen "letters": the next token depends on the previous two only,
-through a table :math:`P(x \mid a, b)` the package itself drew. For such a source we can compute the
-**entropy rate** :math:`H` (nats/token) exactly — the lowest expected cross-entropy *any* model can
-reach, since the true :math:`P` is the best possible predictor — and draw it as a line under the
-loss curves (:mod:`aptt_edu.train`).
+order-2 Markov chain over a handful of "letters" (16 by default, shown as a–p): the next token
+depends on the previous two only, through a table :math:`P(x \mid a, b)` the package itself drew.
+For such a source we can compute the **entropy rate** :math:`H` (nats/token) exactly — the lowest
+expected cross-entropy *any* model can reach, since the true :math:`P` is the best possible
+predictor — and draw it as a line under the loss curves (:mod:`aptt_edu.train`).
 
 **The chain.** A *context* is the pair :math:`c = (a, b)` of the last two tokens. Each context lets
 :math:`k` (``support``) random tokens follow with random weights, plus a little probability
@@ -112,7 +112,7 @@ class ToyLanguage:
     """
 
     def __init__(
-        self, vocab_size: int = 24, support: int = 3, epsilon: float = 0.02, seed: int = 0
+        self, vocab_size: int = 16, support: int = 3, epsilon: float = 0.02, seed: int = 0
     ) -> None:
         if not 2 <= vocab_size <= len(ALPHABET):
             raise ValueError(f"vocab_size must be in [2, {len(ALPHABET)}], got {vocab_size}")
@@ -288,10 +288,10 @@ class LMData:
 
 
 def toy_data(
-    seq_len: int = 64,
+    seq_len: int = 32,
     n_train: int = 4096,
     n_val: int = 256,
-    vocab_size: int = 24,
+    vocab_size: int = 16,
     support: int = 3,
     epsilon: float = 0.02,
     seed: int = 0,
@@ -352,7 +352,7 @@ def read_text_file(path: str | Path, min_chars: int = 2) -> str:
     return text
 
 
-def text_data(path: str | Path, seq_len: int = 64, val_fraction: float = 0.1) -> LMData:
+def text_data(path: str | Path, seq_len: int = 32, val_fraction: float = 0.1) -> LMData:
     """Builds character-level train/validation windows from a UTF-8 text file.
 
     The first ``1 - val_fraction`` of the characters are for training (every window of length

@@ -43,10 +43,10 @@ MTP_VARIANTS: tuple[MTPVariant, ...] = ("none", "simple", "deepseek")
 class GPTConfig:
     """Size and output side of :class:`GPT`."""
 
-    vocab_size: int = 24  # V, number of token ids
-    block_size: int = 64  # longest sequence T the position embedding covers
-    n_layer: int = 2  # number of pre-norm Transformer blocks in the trunk
-    n_head: int = 4  # attention heads per block; must divide d_model
+    vocab_size: int = 16  # V, number of token ids
+    block_size: int = 32  # longest sequence T the position embedding covers
+    n_layer: int = 1  # number of pre-norm Transformer blocks in the trunk
+    n_head: int = 2  # attention heads per block; must divide d_model
     d_model: int = 64  # d, width of the residual stream
     dropout: float = 0.0  # dropout in attention and MLP (0: the toy data cannot be overfitted)
     tie_weights: bool = False  # share one (V, d) matrix between input embedding and main head
