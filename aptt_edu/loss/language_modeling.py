@@ -14,7 +14,7 @@ The metrics (:class:`PerplexityMetric`, :class:`TokenAccuracyMetric`) live in
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal
+from typing import Literal, cast
 
 import torch
 import torch.nn.functional as F
@@ -260,6 +260,24 @@ class MultiTokenPredictionLoss(nn.Module):
     **Label convention:** ``labels[b, t]`` is the id of the token that must follow position ``t``
     (already shifted); ``ignore_index`` marks positions without a target.
 
+    **Normalisers for split batches** (gradient accumulation, several processes). Each term is a
+    mean over *its own* valid targets, and the depths have different ones: depth :math:`k` is scored
+    on ``labels[:, k:]``, which has :math:`k` fewer positions per row and different padding. When
+    one batch is split into parts, every term :math:`j = 0, 1, \dots, D` (``0`` = main) of every part
+    must be divided by the count :math:`N_j` of that term in the *whole* batch,
+
+    .. math::
+        \mathcal{L}_j = \sum_\text{parts} \frac{S_{j,\text{part}}}{N_j}, \qquad
+        S_{j,\text{part}} = \sum_{i\ \text{valid in the part}} \ell_i ,
+
+    so that the parts add up to the full-batch loss (and gradient) term by term. Pass
+    ``num_items_in_batch=loss_fn.count_items(full_labels)``, a ``(D+1,)`` tensor
+    :math:`(N_0, N_1, \dots, N_D)`; counts add up over rows, so the count of a global batch spread
+    over processes is the ``all_reduce`` sum of the local counts. A single number (int or 0-dim
+    tensor) is accepted only for the main term, i.e. when ``mtp_logits`` is ``None``: it cannot
+    know the depths' counts, and a wrong normaliser would be a silent error. Notebook 06 derives
+    why a mean of per-part means is wrong.
+
     Args:
         vocab_size: :math:`V`.
         mtp_depth: :math:`D`, the number of extra future tokens predicted.
@@ -298,6 +316,7 @@ class MultiTokenPredictionLoss(nn.Module):
         main_logits: torch.Tensor,
         mtp_logits: Sequence[torch.Tensor] | None,
         labels: torch.Tensor,
+        num_items_in_batch: int | torch.Tensor | Sequence[int | torch.Tensor] | None = None,
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Computes ``total = main + weight · Σ_k mtp_k``.
 
@@ -307,6 +326,14 @@ class MultiTokenPredictionLoss(nn.Module):
                 evaluation time, when only the main loss is computed.
             labels: ``(B, T)`` shifted ids: ``labels[b, t]`` is the token that must follow
                 position ``t``; ``ignore_index`` marks positions without a target.
+            num_items_in_batch: Optional normalisers when this batch is one part of a larger one
+                (see the class docstring): ``D + 1`` counts ``(N_main, N_1, …, N_D)`` of the
+                *whole* batch, as a sequence or a ``(D+1,)`` tensor — what :meth:`count_items`
+                returns for the whole batch's labels. Each term is then ``sum / N_j`` and the parts
+                add up to the full-batch loss. A single int or 0-dim tensor is the main term's
+                count and is allowed only without ``mtp_logits``. A count of 0 (no target of that
+                term anywhere in the batch) is read as 1, so the term is 0.0 rather than 0/0.
+                ``None`` (default): every term is the mean over this call's own valid targets.
 
         Returns:
             ``(total, loss_dict)``: ``loss_dict`` has the fp32 scalar tensors ``main_loss``,
@@ -314,10 +341,15 @@ class MultiTokenPredictionLoss(nn.Module):
             (the same tensor as ``total``).
 
         Raises:
-            TypeError: ``mtp_logits`` is not a sequence of tensors, or bad dtypes.
-            ValueError: A wrong number of MTP tensors, or a shape that breaks the alignment.
+            TypeError: ``mtp_logits`` is not a sequence of tensors, bad dtypes, or a
+                ``num_items_in_batch`` that is neither a count nor a sequence of counts.
+            ValueError: A wrong number of MTP tensors, a shape that breaks the alignment, a
+                negative count, a single count together with ``mtp_logits``, or not ``D + 1``
+                counts.
         """
-        main_loss = self.ce(main_logits, labels)  # validates main_logits and labels
+        # N_j per term j = 0 (main), 1..D (depths); None: this call's own count
+        norms = self._normalisers(num_items_in_batch, with_mtp=mtp_logits is not None)
+        main_loss = self.ce(main_logits, labels, norms[0])  # validates main_logits and labels
         losses: dict[str, torch.Tensor] = {"main_loss": main_loss}
         if mtp_logits is None:
             losses["total_loss"] = main_loss
@@ -342,13 +374,89 @@ class MultiTokenPredictionLoss(nn.Module):
                     f"{(B, T - k, V)}, got {tuple(logits_k.shape)}"
                 )
             # Depth k at position i predicts t_{i+k+1} = labels[:, i+k]  -> targets labels[:, k:]
-            loss_k = self.ce(logits_k, labels[:, k:])  # logits (B, T-k, V), labels (B, T-k)
+            # $\mathcal{L}^k = S_k / N_k$: N_k counts labels[:, k:] (own count, or the whole batch's)
+            # logits (B, T-k, V), labels (B, T-k)
+            loss_k = self.ce(logits_k, labels[:, k:], norms[k])
             losses[f"mtp_loss_{k}"] = loss_k
             mtp_sum = mtp_sum + loss_k
         # $\mathcal{L} = \mathcal{L}_\text{main} + \lambda \sum_k \mathcal{L}^k$   (or $\lambda / D$)
         total = main_loss + self.depth_weight * mtp_sum
         losses["total_loss"] = total
         return total, losses
+
+    def count_items(self, labels: torch.Tensor) -> torch.Tensor:
+        r"""The valid-target count of every term: :math:`(N_\text{main}, N_1, \dots, N_D)`.
+
+        :math:`N_0` counts ``labels``, :math:`N_k` counts ``labels[:, k:]`` (depth ``k``'s
+        targets). Call it on the labels of the *whole* batch and pass the result to every part as
+        ``num_items_in_batch``. Counts add up over rows: for a batch split across processes, the
+        ``all_reduce`` sum of each rank's ``count_items(local_labels)`` is the global count.
+
+        Args:
+            labels: ``(B, T)`` shifted ids; ``ignore_index`` marks positions without a target.
+
+        Returns:
+            An int64 tensor of shape ``(D + 1,)`` on the labels' device.
+
+        Example:
+            >>> fn = MultiTokenPredictionLoss(vocab_size=5, mtp_depth=2)
+            >>> fn.count_items(torch.tensor([[1, 2, 3, -100], [4, -100, -100, -100]]))
+            tensor([4, 2, 1])
+        """
+        if not isinstance(labels, torch.Tensor) or labels.dim() != 2:
+            raise ValueError(
+                f"labels must have shape (B, T), got {tuple(getattr(labels, 'shape', ()))}"
+            )
+        valid = labels.long() != self.ce.ignore_index  # (B, T), int64: uint8 would wrap -100
+        # $N_k = |\{(b, i) : \text{labels}[b, i + k] \neq \text{ignore}\}|$, k = 0 is the main term
+        return torch.stack([valid[:, k:].sum() for k in range(self.mtp_depth + 1)])  # (D+1,)
+
+    def _normalisers(
+        self,
+        num_items_in_batch: int | torch.Tensor | Sequence[int | torch.Tensor] | None,
+        with_mtp: bool,
+    ) -> list[int | torch.Tensor | None]:
+        """Turns ``num_items_in_batch`` into one normaliser per term (main, depth 1..D)."""
+        n_terms = self.mtp_depth + 1
+        if num_items_in_batch is None:
+            return [None] * n_terms
+        counts: list[object]
+        single = False  # one count for the main term only
+        if isinstance(num_items_in_batch, torch.Tensor) and num_items_in_batch.dim() == 1:
+            counts = list(num_items_in_batch.unbind())  # (D+1,) -> D+1 0-dim tensors
+        elif isinstance(num_items_in_batch, (list, tuple)):
+            counts = list(num_items_in_batch)
+        else:
+            counts, single = [num_items_in_batch], True
+        for n in counts:
+            if (
+                isinstance(n, bool)
+                or not isinstance(n, (int, torch.Tensor))
+                or (isinstance(n, torch.Tensor) and n.dim() != 0)
+            ):
+                raise TypeError(
+                    "num_items_in_batch must be a count (int or 0-dim tensor), a list/tuple of "
+                    f"D+1 counts or a (D+1,) tensor; got {type(n).__name__} "
+                    f"{tuple(n.shape) if isinstance(n, torch.Tensor) else repr(n)}"
+                )
+            if isinstance(n, int) and n < 0:
+                raise ValueError(f"counts in num_items_in_batch must be >= 0, got {n}")
+        if single and with_mtp:  # one count, but D + 1 terms
+            raise ValueError(
+                "num_items_in_batch: one count fits only the main term, but each MTP depth k has "
+                "its own count (labels[:, k:]); pass D+1 counts, e.g. "
+                "loss_fn.count_items(labels_of_the_whole_batch)"
+            )
+        if not single and len(counts) != n_terms:
+            raise ValueError(
+                f"num_items_in_batch must hold D+1 = {n_terms} counts (main, depth 1.."
+                f"{n_terms - 1}), got {len(counts)}"
+            )
+        # A count of 0: no part has a target of this term, every part's sum is 0 -> 0/1 = 0.
+        out: list[int | torch.Tensor | None] = [
+            max(n, 1) if isinstance(n, int) else cast(torch.Tensor, n).clamp(min=1) for n in counts
+        ]
+        return out + [None] * (n_terms - len(out))  # one count: the unused depths get None
 
     def extra_repr(self) -> str:
         return (
