@@ -151,7 +151,7 @@ def test_mtp_parts_add_up_to_the_full_batch_per_term(mtp: str, as_tensor: bool) 
         for name, value in parts.items():
             sums[name] += float(value.detach())
     for name, value in full_parts.items():
-        assert sums[name] == pytest.approx(float(value), abs=1e-6), name
+        assert sums[name] == pytest.approx(float(value.detach()), abs=1e-6), name
     assert max_diff(grads(model), g_full) < 1e-6
 
 

@@ -348,7 +348,7 @@ class MultiTokenPredictionLoss(nn.Module):
                 counts.
         """
         # N_j per term j = 0 (main), 1..D (depths); None: this call's own count
-        norms = self._normalisers(num_items_in_batch, with_mtp=mtp_logits is not None)
+        norms = self.normalisers(num_items_in_batch, with_mtp=mtp_logits is not None)
         main_loss = self.ce(main_logits, labels, norms[0])  # validates main_logits and labels
         losses: dict[str, torch.Tensor] = {"main_loss": main_loss}
         if mtp_logits is None:
@@ -411,12 +411,27 @@ class MultiTokenPredictionLoss(nn.Module):
         # $N_k = |\{(b, i) : \text{labels}[b, i + k] \neq \text{ignore}\}|$, k = 0 is the main term
         return torch.stack([valid[:, k:].sum() for k in range(self.mtp_depth + 1)])  # (D+1,)
 
-    def _normalisers(
+    def normalisers(
         self,
         num_items_in_batch: int | torch.Tensor | Sequence[int | torch.Tensor] | None,
         with_mtp: bool,
     ) -> list[int | torch.Tensor | None]:
-        """Turns ``num_items_in_batch`` into one normaliser per term (main, depth 1..D)."""
+        """One normaliser per term, ``[main, depth 1, …, depth D]``, from ``num_items_in_batch``.
+
+        :meth:`forward` calls this; code that computes the terms itself (the chunked loss in
+        :func:`aptt_edu.train.compute_loss`) uses it to read the argument the same way.
+
+        Args:
+            num_items_in_batch: As in :meth:`forward`.
+            with_mtp: Whether MTP terms will be computed (a single count is then refused).
+
+        Returns:
+            ``D + 1`` entries: ``None`` (use the call's own count) or a count ``>= 1`` (a count of
+            0 is read as 1).
+
+        Raises:
+            TypeError, ValueError: As described in :meth:`forward`.
+        """
         n_terms = self.mtp_depth + 1
         if num_items_in_batch is None:
             return [None] * n_terms
