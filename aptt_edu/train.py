@@ -11,7 +11,7 @@ Python API (used by the notebooks)::
     from aptt_edu.train import TrainConfig, train, compare
     h = train(TrainConfig(steps=200, mtp="deepseek"))   # -> History
     h.val_loss[-1], h.entropy_rate                       # how close to the floor?
-    h.model.generate(...)                                # the trained model, h.data.decode(...)
+    h.model.generate(...)                                # the trained model; h.dataset.decode(ids)
     compare("runs/compare")                              # five variants, plot and table
 
 Command line (also installed as ``aptt-edu``)::
@@ -20,22 +20,23 @@ Command line (also installed as ``aptt-edu``)::
     python -m aptt_edu.train compare --out runs/compare
     python -m aptt_edu.train --text-file my_text.txt --out runs/text
 
-The loop is the plain one: draw a batch, :func:`compute_loss`, backward, clip the gradient norm,
-AdamW step; every ``eval_every`` steps :func:`evaluate` the validation set. :func:`compute_loss`
-handles one (micro-)batch on its own, so gradient accumulation or DDP can later call it per
-micro-batch without touching the rest.
+The loop is the plain one: draw a batch, :func:`train_step` (:func:`compute_loss`, backward, clip
+the gradient norm, AdamW step), and every ``eval_every`` steps :func:`evaluate` the validation set.
+:func:`compute_loss` handles one (micro-)batch on its own, so gradient accumulation or DDP can
+later call it per micro-batch inside :func:`train_step` without touching the rest.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import math
 import statistics
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
@@ -51,19 +52,32 @@ __all__ = [
     "VARIANTS",
     "History",
     "TrainConfig",
+    "build_model",
+    "build_optimizer",
     "check_config",
     "compare",
     "compute_loss",
     "evaluate",
     "load_data",
+    "lr_at",
     "main",
+    "save_loss_curves",
+    "summary_markdown",
+    "time_forward_backward",
     "train",
+    "train_step",
 ]
 
 
 @dataclass
 class TrainConfig:
-    """Everything one training run depends on. Defaults: the toy language, ~10 s on 2 CPU cores."""
+    """Everything one training run depends on. Defaults: the toy language, ~10 s on 2 CPU cores.
+
+    ``threads=1`` is deliberate: the matrices of this model are so small that a second thread gains
+    little on an idle machine, and when other programs share the cores, two threads that wait for
+    each other made a step 5–8 times slower in our measurements. A fixed thread count also fixes
+    the order of floating-point sums, so a seed reproduces the run exactly.
+    """
 
     # --- data ---
     text_file: str | None = None  # UTF-8 file for character-level training; None: toy language
@@ -90,6 +104,7 @@ class TrainConfig:
     grad_clip: float = 1.0  # clip the global gradient norm to this (0: no clipping)
     eval_every: int = 25  # validate every this many steps (and after the last)
     seed: int = 0  # seeds the toy language, the data order and the model initialisation
+    threads: int = 1  # CPU threads torch uses in the run (0: leave torch's setting), see below
     progress: bool = True  # show a progress line on stderr
     name: str = "train"  # label of the run in the progress line
 
@@ -164,7 +179,7 @@ def check_config(cfg: TrainConfig) -> None:
         value = getattr(cfg, name)
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    for name in ("mtp_lambda", "lr", "weight_decay", "grad_clip", "warmup_steps"):
+    for name in ("mtp_lambda", "lr", "weight_decay", "grad_clip", "warmup_steps", "threads"):
         value = getattr(cfg, name)
         if not value >= 0:  # also rejects NaN
             raise ValueError(f"{name} must be >= 0, got {value!r}")
@@ -252,6 +267,43 @@ def compute_loss(
     return total, parts
 
 
+def train_step(
+    model: GPT,
+    loss_fn: MultiTokenPredictionLoss,
+    optimizer: torch.optim.Optimizer,
+    inputs: torch.Tensor,
+    labels: torch.Tensor,
+    grad_clip: float,
+) -> dict[str, float]:
+    """One optimisation step on one batch: forward, backward, clip the gradient norm, AdamW.
+
+    This is the place where gradient accumulation will go: split ``inputs``/``labels`` into
+    micro-batches and call :func:`compute_loss` and ``backward`` once per micro-batch, each loss
+    normalised by the valid targets of the *whole* batch.
+
+    Args:
+        model: The model, in training mode.
+        loss_fn: The training objective.
+        optimizer: Updates the parameters.
+        inputs: ``(B, T)`` token ids.
+        labels: ``(B, T)`` shifted targets.
+        grad_clip: Largest allowed global gradient norm (0: no clipping).
+
+    Returns:
+        The loss parts as floats (``total_loss``, ``main_loss``, ``mtp_loss_k``) and the
+        gradient norm before clipping (``grad_norm``).
+    """
+    optimizer.zero_grad(set_to_none=True)
+    total, parts = compute_loss(model, loss_fn, inputs, labels)
+    torch.autograd.backward(total)  # = total.backward(), spelled so that mypy --strict accepts it
+    max_norm = grad_clip if grad_clip > 0 else math.inf
+    grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm)
+    optimizer.step()
+    stats = {name: value.item() for name, value in parts.items()}
+    stats["grad_norm"] = float(grad_norm)
+    return stats
+
+
 @torch.no_grad()
 def evaluate(model: GPT, data: LMData, batch_size: int = 256) -> dict[str, float]:
     """Validation loss, perplexity and accuracy of the **main head**, over the whole split.
@@ -317,8 +369,8 @@ class _Progress:
 def train(config: TrainConfig | None = None, data: LMData | None = None) -> History:
     """Trains one model and returns what was measured.
 
-    Deterministic for a given ``config.seed`` on one machine (seeded initialisation, data and batch
-    order; same number of CPU threads).
+    Deterministic for a given ``config.seed`` on one machine: initialisation, data and batch order
+    are seeded, and the run uses ``config.threads`` CPU threads (restored afterwards).
 
     Args:
         config: The run's settings (defaults: :class:`TrainConfig`).
@@ -336,6 +388,29 @@ def train(config: TrainConfig | None = None, data: LMData | None = None) -> Hist
     check_config(cfg)
     if data is None:
         data = load_data(cfg)
+    if data.train.shape[1] > cfg.seq_len:
+        raise ValueError(
+            f"data rows have {data.train.shape[1]} tokens but seq_len={cfg.seq_len}; "
+            "build the data with the config's seq_len"
+        )
+    with _torch_threads(cfg.threads):
+        return _train(cfg, data)
+
+
+@contextlib.contextmanager
+def _torch_threads(n: int) -> Iterator[None]:
+    """Runs the block with ``n`` intra-op CPU threads (0: unchanged), then restores the number."""
+    before = torch.get_num_threads()
+    if n:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _train(cfg: TrainConfig, data: LMData) -> History:
+    """The training loop of :func:`train`, on checked settings."""
     torch.manual_seed(cfg.seed)
     model = build_model(cfg, data.vocab_size)
     loss_fn = MultiTokenPredictionLoss(
@@ -366,20 +441,15 @@ def train(config: TrainConfig | None = None, data: LMData | None = None) -> Hist
             group["lr"] = lr
         inputs, labels = get_batch(data, cfg.batch_size, batches)  # (B, T), (B, T)
         t0 = time.perf_counter()
-        optimizer.zero_grad(set_to_none=True)
-        total, parts = compute_loss(model, loss_fn, inputs, labels)
-        torch.autograd.backward(total)  # = total.backward()
-        clip = cfg.grad_clip if cfg.grad_clip > 0 else math.inf
-        grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
-        optimizer.step()
+        stats = train_step(model, loss_fn, optimizer, inputs, labels, cfg.grad_clip)
         step_seconds = time.perf_counter() - t0
 
         hist.step.append(step)
-        hist.train_loss.append(total.item())
-        hist.main_loss.append(parts["main_loss"].item())
+        hist.train_loss.append(stats["total_loss"])
+        hist.main_loss.append(stats["main_loss"])
         for k, losses_k in enumerate(hist.mtp_loss, start=1):
-            losses_k.append(parts[f"mtp_loss_{k}"].item())
-        hist.grad_norm.append(float(grad_norm))
+            losses_k.append(stats[f"mtp_loss_{k}"])
+        hist.grad_norm.append(stats["grad_norm"])
         hist.lr.append(lr)
         hist.tokens_per_s.append(inputs.numel() / step_seconds)
         hist.step_s.append(step_seconds)
@@ -451,7 +521,9 @@ def compare(
     out = Path(out_dir)
     configs = {name: dataclasses.replace(base, name=name, **VARIANTS[name]) for name in variants}
     histories = {name: train(cfg, data) for name, cfg in configs.items()}
-    for name, seconds in time_forward_backward(configs, data).items():
+    with _torch_threads(base.threads):
+        timings = time_forward_backward(configs, data)
+    for name, seconds in timings.items():
         histories[name].fwd_bwd_s = seconds
         histories[name].save(out / name / "history.json")
     save_loss_curves(histories, out / "loss_curves.png")
@@ -461,7 +533,7 @@ def compare(
 
 
 def time_forward_backward(
-    configs: dict[str, TrainConfig], data: LMData, rounds: int = 20
+    configs: dict[str, TrainConfig], data: LMData, rounds: int = 30
 ) -> dict[str, float]:
     """Seconds of one forward + backward pass per config: the fastest of ``rounds``, interleaved.
 
@@ -568,10 +640,11 @@ def summary_markdown(histories: dict[str, History], wall_s: float | None = None)
         ]
     lines += [
         "**Time:** *fwd+bwd time vs first* is the wall time of one forward + backward pass on the "
-        "same batch, divided by the first variant's: the fastest of 20 rounds in which the "
+        "same batch, divided by the first variant's: the fastest of 30 rounds in which the "
         "variants are timed in turn, so that load from other programs hits them alike. This is "
         "what the seed's claim of ~33 % more compute for MTP with D = 1 costs on this tiny model, "
-        "measured, not derived. *ms/step in training* is the median wall time of one full "
+        "measured, not derived; differences of about 10 % are within its noise on a shared machine. "
+        "*ms/step in training* is the median wall time of one full "
         "optimisation step during the run (validation excluded); it also shows whatever else ran "
         "on the machine at that moment.",
         "",
@@ -656,9 +729,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--threads",
         type=int,
-        default=0,
-        help="CPU threads for torch (default 0: torch's choice); 1 is often faster on a busy "
-        "machine, and results are reproducible for a fixed thread count",
+        default=d.threads,
+        help=f"CPU threads for torch ({d.threads}; 0: torch's default); results reproduce exactly "
+        "for a fixed thread count",
     )
     return p
 
@@ -695,12 +768,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         lr=args.lr,
         eval_every=args.eval_every,
         seed=args.seed,
+        threads=args.threads,
         progress=not args.no_progress,
     )
-    if args.threads < 0:
-        parser.error(f"--threads must be >= 0, got {args.threads}")
-    if args.threads:
-        torch.set_num_threads(args.threads)
     try:
         check_config(cfg)
         data = load_data(cfg)  # reads and checks the text file, if any

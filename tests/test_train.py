@@ -20,6 +20,7 @@ from aptt_edu.train import (
     check_config,
     compare,
     evaluate,
+    load_data,
     lr_at,
     main,
     train,
@@ -76,6 +77,9 @@ def test_training_is_deterministic_for_a_seed() -> None:
     assert a.train_loss == b.train_loss and a.val_loss == b.val_loss
     c = train(_tiny(steps=4, seed=1))
     assert c.train_loss != a.train_loss
+    before = torch.get_num_threads()
+    train(_tiny(steps=1, threads=before + 1))
+    assert torch.get_num_threads() == before  # the run's thread count is restored
 
 
 def test_validation_loss_is_plain_cross_entropy_under_label_smoothing() -> None:
@@ -125,6 +129,11 @@ def test_learning_rate_schedule() -> None:
 def test_check_config_rejects(change: dict[str, object], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         check_config(_tiny(**change))
+
+
+def test_data_longer_than_the_model_is_rejected() -> None:
+    with pytest.raises(ValueError, match="seq_len"):
+        train(_tiny(seq_len=8), data=load_data(_tiny(seq_len=16)))
 
 
 def test_compare_writes_histories_plot_and_summary(tmp_path: Path) -> None:
