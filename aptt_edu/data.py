@@ -44,9 +44,10 @@ again, not :math:`H_2`.)
 :math:`\pi` (no burn-in needed): every later context is then distributed as :math:`\pi` as well, and
 each prediction from a full two-token context has expected loss exactly :math:`H` for the true
 :math:`P`. The very first prediction (token 1 from token 0 alone) has only one token of context, so
-:class:`LMData` marks its label ``ignore_index`` (``context_warmup = 1``). One caveat: at position 0
-the depth-1 MTP target (token 2) is also predicted from one token only, so the *mean* depth-1 loss of
-the simple head can sit slightly above :math:`H_2` (by 1/(T-1) of the difference).
+:class:`LMData` marks its label ``ignore_index`` (``context_warmup = 1``). One caveat: the simple
+MTP head predicts token 2 at position 0 from token 0 alone, so its *mean* depth-1 loss over a row's
+``T - 2`` depth-1 targets can sit slightly above :math:`H_2` (by :math:`1/(T-2)` of the gap between
+:math:`H(t_2 \mid t_0)` and :math:`H_2`). The DeepSeek module sees :math:`t_0` and :math:`t_1` there.
 
 **Real text.** :class:`CharTokenizer` maps each character of a UTF-8 text to an id (ä, ö, ü and ß are
 single characters, so German round-trips), and :func:`text_data` cuts a file into training windows;

@@ -19,11 +19,30 @@ Command line (also installed as ``aptt-edu``)::
     python -m aptt_edu.train --steps 300 --mtp deepseek --out runs/deepseek
     python -m aptt_edu.train compare --out runs/compare
     python -m aptt_edu.train --text-file my_text.txt --out runs/text
+    python -m aptt_edu.train --grad-accum 4 --chunked-loss --out runs/accum
+    torchrun --nproc_per_node 2 -m aptt_edu.train --grad-accum 2 --out runs/ddp   # 2 processes
 
-The loop is the plain one: draw a batch, :func:`train_step` (:func:`compute_loss`, backward, clip
-the gradient norm, AdamW step), and every ``eval_every`` steps :func:`evaluate` the validation set.
-:func:`compute_loss` handles one (micro-)batch on its own, so gradient accumulation or DDP can
-later call it per micro-batch inside :func:`train_step` without touching the rest.
+The loop is the plain one: draw a batch, :func:`train_step` (:func:`compute_loss` and backward per
+micro-batch, clip the gradient norm, AdamW step), and every ``eval_every`` steps :func:`evaluate`
+the validation set.
+
+**Gradient accumulation and several processes** (notebook 06). ``batch_size`` is always the
+*global* batch. Every process draws the same global batch from the same seeded generator, counts
+its valid targets per loss term (:meth:`MultiTokenPredictionLoss.count_items`), takes its slice of
+the rows (rank ``r`` of ``W``) and splits it into ``grad_accum`` micro-batches. Each micro-batch's
+loss is its *sum* divided by the *global* counts, so the parts add up to the full-batch mean and
+their gradients to the full-batch gradient, however unevenly the valid tokens are spread. Under
+``torchrun`` the model runs inside :class:`~torch.nn.parallel.DistributedDataParallel` (``gloo`` on
+CPU), which *averages* the gradients over the ``W`` ranks; each rank therefore back-propagates
+``W`` times its share (see :func:`train_step`). The logged losses are the global-batch means, the
+same numbers a single process computes; only rank 0 writes the output folder.
+
+**Chunked loss** (``chunked_loss=True``, ``--chunked-loss``): the training loss of the main head
+and of the simple MTP head is computed with
+:func:`~aptt_edu.loss.linear_cross_entropy.linear_cross_entropy` from the final hidden states,
+without materialising the ``(B, T, V)`` logits (notebook 05). The DeepSeek MTP module applies the
+shared head inside the model, so ``mtp="deepseek"`` is refused with this option. Validation always
+uses the logits.
 """
 
 from __future__ import annotations
@@ -33,6 +52,7 @@ import contextlib
 import dataclasses
 import json
 import math
+import os
 import statistics
 import sys
 import time
@@ -42,9 +62,14 @@ from pathlib import Path
 from typing import Any, cast
 
 import torch
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 
 from aptt_edu.data import LMData, get_batch, make_inputs_and_labels, text_data, toy_data
+from aptt_edu.distributed import all_reduce_sum, init_from_env, rank_and_world_size, shard
+from aptt_edu.heads.language_modeling import LanguageModelingHead
 from aptt_edu.loss.language_modeling import LanguageModelingLoss, MultiTokenPredictionLoss
+from aptt_edu.loss.linear_cross_entropy import linear_cross_entropy
 from aptt_edu.loss.metrics import PerplexityMetric, TokenAccuracyMetric
 from aptt_edu.model import GPT, MTP_VARIANTS, GPTConfig, MTPVariant
 
@@ -52,6 +77,7 @@ __all__ = [
     "VARIANTS",
     "History",
     "TrainConfig",
+    "TrainingObjective",
     "build_model",
     "build_optimizer",
     "check_config",
@@ -95,9 +121,11 @@ class TrainConfig:
     mtp_lambda: float = 0.3  # λ, weight of the MTP loss (DeepSeek-V3 Eq. 25: λ/D · Σ_k L^k)
     # --- loss ---
     label_smoothing: float = 0.0  # ε of the training loss; validation is always plain CE
+    chunked_loss: bool = False  # training loss without (B, T, V) logits (not with mtp="deepseek")
     # --- optimisation ---
     steps: int = 300  # optimisation steps
-    batch_size: int = 48  # rows per step (the global batch)
+    batch_size: int = 48  # rows per step: the global batch, over all processes and micro-batches
+    grad_accum: int = 1  # micro-batches per step and process; the gradient stays the full batch's
     lr: float = 2e-2  # peak AdamW learning rate, reached after warmup, cosine-decayed to lr/10
     warmup_steps: int = 20  # linear learning-rate warmup
     weight_decay: float = 0.1  # AdamW decay on matrices (not on norm gains)
@@ -124,6 +152,7 @@ class History:
     val_floor: float | None = None  # the true source's loss on this validation set
     n_params: int = 0  # trainable parameters, MTP included, a tied matrix counted once
     n_params_inference: int = 0  # without the MTP head/module (dropped at inference)
+    world_size: int = 1  # processes that trained together (torchrun); the numbers are global
     step: list[int] = field(default_factory=list)
     train_loss: list[float] = field(default_factory=list)  # the training objective (total)
     main_loss: list[float] = field(default_factory=list)  # its main-head part (with smoothing)
@@ -175,7 +204,14 @@ def check_config(cfg: TrainConfig) -> None:
         ValueError: A setting is out of range.
     """
     positive = ("seq_len", "n_layer", "n_head", "d_model", "steps", "batch_size", "eval_every")
-    for name in (*positive, "toy_vocab_size", "n_train_rows", "n_val_rows", "mtp_depth"):
+    for name in (
+        *positive,
+        "toy_vocab_size",
+        "n_train_rows",
+        "n_val_rows",
+        "mtp_depth",
+        "grad_accum",
+    ):
         value = getattr(cfg, name)
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"{name} must be a positive integer, got {value!r}")
@@ -193,6 +229,11 @@ def check_config(cfg: TrainConfig) -> None:
         raise ValueError(f"n_head={cfg.n_head} must divide d_model={cfg.d_model}")
     if cfg.seq_len < 3:
         raise ValueError(f"seq_len must be >= 3, got {cfg.seq_len}")
+    if cfg.chunked_loss and cfg.mtp == "deepseek":
+        raise ValueError(
+            "chunked_loss works with mtp 'none' or 'simple': the DeepSeek MTP module applies the "
+            "shared head inside the model, so its loss needs the logits (leave chunked_loss off)"
+        )
 
 
 def load_data(cfg: TrainConfig) -> LMData:
@@ -249,6 +290,9 @@ def compute_loss(
     loss_fn: MultiTokenPredictionLoss,
     inputs: torch.Tensor,
     labels: torch.Tensor,
+    num_items_in_batch: torch.Tensor | None = None,
+    *,
+    chunked: bool = False,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Forward pass and training objective of one (micro-)batch.
 
@@ -257,14 +301,97 @@ def compute_loss(
         loss_fn: Main loss plus :math:`\\lambda`-weighted MTP losses.
         inputs: ``(B, T)`` token ids.
         labels: ``(B, T)`` shifted targets, ``-100`` where there is none.
+        num_items_in_batch: ``None``: every term is the mean over this batch's own targets. Or the
+            ``(D+1,)`` valid-target counts of the *whole* batch this one is part of
+            (``loss_fn.count_items(global_labels)``): every term is then ``sum / N_j``, and the
+            parts of a split batch add up to the whole batch's loss.
+        chunked: Compute the main (and simple-MTP) loss with
+            :func:`~aptt_edu.loss.linear_cross_entropy.linear_cross_entropy` from the hidden
+            states, without the ``(B, T, V)`` logits. Same values and gradients (to float
+            rounding); not available for the DeepSeek MTP module.
 
     Returns:
         ``(total, parts)`` as returned by :class:`MultiTokenPredictionLoss`: ``parts`` holds
         ``main_loss``, ``mtp_loss_1`` … and ``total_loss``.
+
+    Raises:
+        ValueError: ``chunked=True`` with a model that has the DeepSeek MTP module.
     """
+    if chunked:
+        return _chunked_loss(model, loss_fn, inputs, labels, num_items_in_batch)
     main_logits, mtp_logits = model(inputs)  # (B, T, V), [(B, T-k, V)] or None
-    total, parts = loss_fn(main_logits, mtp_logits, labels)  # scalar, {name: scalar}
+    # scalar, {name: scalar}
+    total, parts = loss_fn(main_logits, mtp_logits, labels, num_items_in_batch)
     return total, parts
+
+
+def _chunked_loss(
+    model: GPT,
+    loss_fn: MultiTokenPredictionLoss,
+    inputs: torch.Tensor,
+    labels: torch.Tensor,
+    num_items_in_batch: torch.Tensor | None,
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """:func:`compute_loss` with ``chunked=True``: the same terms, from hidden states and weights."""
+    if model.mtp is not None:
+        raise ValueError(
+            "chunked loss works with mtp 'none' or 'simple': the DeepSeek MTP module applies the "
+            "shared head inside the model, so its loss needs the logits"
+        )
+    mtp_head = model.head.mtp_head if model.training else None  # MTP is a training signal
+    # one normaliser per term, read exactly as MultiTokenPredictionLoss reads them
+    norms = loss_fn.normalisers(num_items_in_batch, with_mtp=mtp_head is not None)
+    ignore, eps = loss_fn.ce.ignore_index, loss_fn.ce.label_smoothing
+    h = model.norm(model.trunk(inputs))  # (B, T, d): what the head would multiply with W^T
+    lm_head = model.head.lm_head  # its weight may be the embedding's (tied): grads add up
+    # $\mathcal{L}_\text{main}$ without the (B, T, V) logits
+    main = linear_cross_entropy(
+        h, lm_head.weight, labels, lm_head.bias,
+        ignore_index=ignore, label_smoothing=eps, num_items_in_batch=norms[0],
+    )  # fmt: skip
+    parts = {"main_loss": main}
+    total = main
+    if mtp_head is not None:
+        mtp_sum = main.new_zeros(())
+        for k, head_k in enumerate(cast(list[LanguageModelingHead], mtp_head.heads), start=1):
+            # simple MTP: h_i (i < T-k) through depth k's own matrix, targets labels[:, k:]
+            loss_k = linear_cross_entropy(
+                h[:, :-k], head_k.weight, labels[:, k:], head_k.bias,  # (B, T-k, d), (B, T-k)
+                ignore_index=ignore, label_smoothing=eps, num_items_in_batch=norms[k],
+            )  # fmt: skip
+            parts[f"mtp_loss_{k}"] = loss_k
+            mtp_sum = mtp_sum + loss_k
+        # as in MultiTokenPredictionLoss: $\mathcal{L}_\text{main} + \lambda/D \sum_k \mathcal{L}^k$
+        total = main + loss_fn.depth_weight * mtp_sum
+    parts["total_loss"] = total
+    return total, parts
+
+
+class TrainingObjective(nn.Module):
+    """The model and its loss as one module: ``objective(inputs, labels, counts) -> (total, parts)``.
+
+    :class:`~torch.nn.parallel.DistributedDataParallel` synchronises gradients only for what runs
+    inside the ``forward`` of the module it wraps. The chunked loss uses the head's weights outside
+    ``model.forward``, so DDP wraps this module, whose forward is all of :func:`compute_loss`.
+    It holds no parameters of its own.
+
+    Args:
+        model: The model being trained.
+        loss_fn: The training objective.
+        chunked: Use the chunked loss (see :func:`compute_loss`).
+    """
+
+    def __init__(self, model: GPT, loss_fn: MultiTokenPredictionLoss, chunked: bool = False):
+        super().__init__()
+        self.model, self.loss_fn, self.chunked = model, loss_fn, chunked
+
+    def forward(
+        self, inputs: torch.Tensor, labels: torch.Tensor, num_items_in_batch: torch.Tensor | None
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """:func:`compute_loss` of one micro-batch."""
+        return compute_loss(
+            self.model, self.loss_fn, inputs, labels, num_items_in_batch, chunked=self.chunked
+        )
 
 
 def train_step(
@@ -274,32 +401,93 @@ def train_step(
     inputs: torch.Tensor,
     labels: torch.Tensor,
     grad_clip: float,
+    grad_accum: int = 1,
+    chunked_loss: bool = False,
+    ddp: DistributedDataParallel | None = None,
 ) -> dict[str, float]:
-    """One optimisation step on one batch: forward, backward, clip the gradient norm, AdamW.
+    r"""One optimisation step on one global batch: micro-batches forward and backward, clip, AdamW.
 
-    This is the place where gradient accumulation will go: split ``inputs``/``labels`` into
-    micro-batches and call :func:`compute_loss` and ``backward`` once per micro-batch, each loss
-    normalised by the valid targets of the *whole* batch.
+        **The normaliser.** Write :math:`S_{j,r,m}` for the summed loss of term :math:`j` (main, MTP
+        depth 1..D) in micro-batch :math:`m` of rank :math:`r`, and :math:`N_j` for the term's number
+        of valid targets in the whole global batch. The full-batch term is
 
-    Args:
-        model: The model, in training mode.
-        loss_fn: The training objective.
-        optimizer: Updates the parameters.
-        inputs: ``(B, T)`` token ids.
-        labels: ``(B, T)`` shifted targets.
-        grad_clip: Largest allowed global gradient norm (0: no clipping).
+        .. math:: \mathcal{L}_j = rac{1}{N_j} \sum_{r, m} S_{j,r,m} = \sum_{r, m} rac{S_{j,r,m}}{N_j},
 
-    Returns:
-        The loss parts as floats (``total_loss``, ``main_loss``, ``mtp_loss_k``) and the
-        gradient norm before clipping (``grad_norm``).
+        so each micro-batch contributes its sum over the *global* count — not its own mean, whose
+        average over micro-batches weights the tokens of short micro-batches more (the gradient
+        accumulation bug of 2024, notebook 06). :math:`N_j` needs no communication: every rank has the
+        same global batch and counts it before taking its slice.
+
+        **Several processes.** DDP's all-reduce *averages* the gradients over the :math:`W` ranks:
+        every rank ends with :math:`rac{1}{W}\sum_r g_r`. To get :math:`\sum_r
+    abla S_r / N`, each
+        rank back-propagates :math:`W \cdot S_{r,m} / N`. ``ddp.no_sync()`` skips the all-reduce for
+        all but the last micro-batch: the local gradients accumulate, and one all-reduce per step
+        averages their sums.
+
+        Args:
+            model: The model, in training mode (the module inside ``ddp``, if given).
+            loss_fn: The training objective.
+            optimizer: Updates the parameters.
+            inputs: ``(B, T)`` token ids of the **global** batch (the same on every rank).
+            labels: ``(B, T)`` shifted targets of the global batch.
+            grad_clip: Largest allowed global gradient norm (0: no clipping).
+            grad_accum: Micro-batches per rank; each rank's rows are split with ``tensor_split``, so
+                the micro-batches may differ by one row.
+            chunked_loss: Use the chunked loss (see :func:`compute_loss`).
+            ddp: The :class:`TrainingObjective` of ``model`` wrapped in ``DistributedDataParallel``;
+                required when a process group with more than one rank is initialised.
+
+        Returns:
+            The loss parts of the global batch as floats (``total_loss``, ``main_loss``,
+            ``mtp_loss_k``) — the same on every rank — and the gradient norm before clipping
+            (``grad_norm``).
+
+        Raises:
+            ValueError: Several ranks but no ``ddp``, or fewer rows than micro-batches.
     """
+    rank, world = rank_and_world_size()
+    if world > 1 and ddp is None:
+        raise ValueError(f"{world} processes: pass the DDP-wrapped TrainingObjective as ddp")
+    if len(inputs) < world * grad_accum:
+        raise ValueError(
+            f"a batch of {len(inputs)} rows cannot be split into grad_accum={grad_accum} "
+            f"micro-batches on each of {world} processes"
+        )
+    objective: nn.Module = (
+        ddp if ddp is not None else TrainingObjective(model, loss_fn, chunked_loss)
+    )
+    counts = loss_fn.count_items(labels)  # (D+1,) valid targets per term in the GLOBAL batch
+    micro_batches = list(
+        zip(
+            shard(inputs, rank, world).tensor_split(grad_accum),  # this rank's rows, in parts
+            shard(labels, rank, world).tensor_split(grad_accum),
+            strict=True,
+        )
+    )
     optimizer.zero_grad(set_to_none=True)
-    total, parts = compute_loss(model, loss_fn, inputs, labels)
-    torch.autograd.backward(total)  # = total.backward(), spelled so that mypy --strict accepts it
+    names: list[str] = []
+    logged = torch.zeros(0)
+    for m, (x, y) in enumerate(micro_batches):
+        last = m == len(micro_batches) - 1
+        # no all-reduce until the last micro-batch: its backward averages the summed gradients
+        sync = ddp.no_sync() if ddp is not None and not last else contextlib.nullcontext()
+        with sync:
+            # S_m / N per term (num_items_in_batch = the global counts), shapes (b, T)
+            total, parts = objective(x, y, counts)
+            # DDP divides the gradient sum by W, so scale by W: (1/W) Σ_r W ∇S_r/N = ∇S/N.
+            # Without DDP, world = 1. Spelled autograd.backward so that mypy --strict accepts it.
+            torch.autograd.backward(total * world)
+        if not names:
+            names, logged = list(parts), torch.zeros(len(parts), dtype=torch.float64)
+        # the unscaled shares S_m / N: summed over micro-batches and ranks they are the global means
+        logged += torch.stack([parts[name].detach().double() for name in names])
+    logged = all_reduce_sum(logged)  # Σ over ranks (one small all-reduce per step)
     max_norm = grad_clip if grad_clip > 0 else math.inf
+    # the gradients are already the full batch's on every rank, so the norm is the same everywhere
     grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm)
     optimizer.step()
-    stats = {name: value.item() for name, value in parts.items()}
+    stats = {name: float(value) for name, value in zip(names, logged, strict=True)}
     stats["grad_norm"] = float(grad_norm)
     return stats
 
@@ -311,6 +499,10 @@ def evaluate(model: GPT, data: LMData, batch_size: int = 256) -> dict[str, float
     The loss is plain cross-entropy (no label smoothing) for every variant, so runs are comparable
     with each other and with the entropy rate :math:`H`. Sums over all tokens, divided once.
 
+    With several processes each rank evaluates its share of the rows; the sums are all-reduced
+    (the metrics do it in ``compute()``), so every rank returns the value of the whole split. Every
+    rank must call this function.
+
     Returns:
         ``{"val_loss", "val_perplexity", "val_accuracy"}``.
     """
@@ -319,7 +511,8 @@ def evaluate(model: GPT, data: LMData, batch_size: int = 256) -> dict[str, float
     ce_sum = LanguageModelingLoss(data.vocab_size, reduction="sum")
     ppl, acc = PerplexityMetric(), TokenAccuracyMetric()
     nll, n_tokens = 0.0, 0
-    for rows in torch.split(data.val, batch_size):
+    rank, world = rank_and_world_size()
+    for rows in torch.split(shard(data.val, rank, world), batch_size):
         inputs, labels = make_inputs_and_labels(rows, data.context_warmup)  # (b, T), (b, T)
         logits, _ = model(inputs)  # (b, T, V)
         nll += float(ce_sum(logits, labels))
@@ -327,8 +520,10 @@ def evaluate(model: GPT, data: LMData, batch_size: int = 256) -> dict[str, float
         ppl.update(logits, labels)
         acc.update(logits, labels)
     model.train(was_training)
+    # Σ over ranks of the NLL sums and token counts (unchanged in a single process)
+    nll_sum, count = all_reduce_sum(torch.tensor([nll, n_tokens], dtype=torch.float64)).tolist()
     return {
-        "val_loss": nll / n_tokens,
+        "val_loss": nll_sum / count,
         "val_perplexity": float(ppl.compute()),
         "val_accuracy": float(acc.compute()),
     }
@@ -381,11 +576,23 @@ def train(config: TrainConfig | None = None, data: LMData | None = None) -> Hist
         A :class:`History`; ``history.model`` is the trained model (in eval mode) and
         ``history.dataset`` the data (``history.dataset.decode(ids)`` shows tokens as text).
 
+    Under ``torchrun`` (a process group is initialised) every process calls this function with the
+    same config; they train one model together with DDP, and every rank returns the same
+    global-batch history.
+
     Raises:
-        ValueError: An invalid setting (see :func:`check_config`) or an unusable text file.
+        ValueError: An invalid setting (see :func:`check_config`), an unusable text file, or a
+            batch too small for ``grad_accum`` micro-batches on every process.
     """
     cfg = config if config is not None else TrainConfig()
     check_config(cfg)
+    world = rank_and_world_size()[1]
+    if cfg.batch_size < world * cfg.grad_accum:
+        raise ValueError(
+            f"batch_size={cfg.batch_size} rows cannot be split into grad_accum={cfg.grad_accum} "
+            f"micro-batches on each of {world} processes; use batch_size >= "
+            f"{world * cfg.grad_accum}"
+        )
     if data is None:
         data = load_data(cfg)
     if data.train.shape[1] > cfg.seq_len:
@@ -421,7 +628,16 @@ def _train(cfg: TrainConfig, data: LMData) -> History:
         average_over_depth=True,  # DeepSeek-V3 Eq. 25: λ/D · Σ_k L^k
     )
     optimizer = build_optimizer(model, cfg)
-    batches = torch.Generator().manual_seed(cfg.seed + 100)  # the batch order
+    # the batch order: the same generator on every rank, so every rank draws the same global batch
+    batches = torch.Generator().manual_seed(cfg.seed + 100)
+    rank, world = rank_and_world_size()
+    # DDP wraps model + loss (TrainingObjective); same seed -> same initial weights on every rank,
+    # and DDP also broadcasts rank 0's weights when it is built
+    ddp = (
+        DistributedDataParallel(TrainingObjective(model, loss_fn, cfg.chunked_loss))
+        if world > 1
+        else None
+    )
     hist = History(
         config=dataclasses.asdict(cfg),
         data=data.description,
@@ -430,18 +646,22 @@ def _train(cfg: TrainConfig, data: LMData) -> History:
         val_floor=data.val_floor,
         n_params=model.num_parameters(),
         n_params_inference=model.num_parameters(include_mtp=False),
+        world_size=world,
         mtp_loss=[[] for _ in range(cfg.mtp_depth if cfg.mtp != "none" else 0)],
     )
-    progress = _Progress(cfg.steps, cfg.name, cfg.progress)
+    progress = _Progress(cfg.steps, cfg.name, cfg.progress and rank == 0)
     start = time.perf_counter()
     model.train()
     for step in range(1, cfg.steps + 1):
         lr = lr_at(step, cfg)
         for group in optimizer.param_groups:
             group["lr"] = lr
-        inputs, labels = get_batch(data, cfg.batch_size, batches)  # (B, T), (B, T)
+        inputs, labels = get_batch(data, cfg.batch_size, batches)  # (B, T), (B, T): global
         t0 = time.perf_counter()
-        stats = train_step(model, loss_fn, optimizer, inputs, labels, cfg.grad_clip)
+        stats = train_step(
+            model, loss_fn, optimizer, inputs, labels, cfg.grad_clip,
+            cfg.grad_accum, cfg.chunked_loss, ddp,
+        )  # fmt: skip
         step_seconds = time.perf_counter() - t0
 
         hist.step.append(step)
@@ -454,7 +674,7 @@ def _train(cfg: TrainConfig, data: LMData) -> History:
         hist.tokens_per_s.append(inputs.numel() / step_seconds)
         hist.step_s.append(step_seconds)
         if step % cfg.eval_every == 0 or step == cfg.steps:
-            metrics = evaluate(model, data)
+            metrics = evaluate(model, data)  # on every rank: the metrics all-reduce
             hist.val_step.append(step)
             hist.val_loss.append(metrics["val_loss"])
             hist.val_perplexity.append(metrics["val_perplexity"])
@@ -563,7 +783,9 @@ def time_forward_backward(
     for r in range(rounds + 1):
         for name, (model, loss_fn) in setups.items():
             t0 = time.perf_counter()
-            total, _ = compute_loss(model, loss_fn, inputs, labels)
+            total, _ = compute_loss(
+                model, loss_fn, inputs, labels, chunked=configs[name].chunked_loss
+            )
             torch.autograd.backward(total)
             model.zero_grad(set_to_none=True)
             if r > 0:  # round 0 warms up
@@ -725,6 +947,18 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--mtp-lambda", type=float, default=d.mtp_lambda, help=f"MTP loss weight λ ({d.mtp_lambda})"
     )
+    p.add_argument(
+        "--grad-accum",
+        type=int,
+        default=d.grad_accum,
+        help=f"micro-batches per step and process; same gradient as the full batch ({d.grad_accum})",
+    )
+    p.add_argument(
+        "--chunked-loss",
+        action="store_true",
+        help="training loss via linear_cross_entropy, without (B, T, V) logits (not with "
+        "--mtp deepseek)",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress line on stderr")
     p.add_argument(
         "--threads",
@@ -740,6 +974,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Command-line entry point (``python -m aptt_edu.train``, ``aptt-edu``).
 
     Bad arguments end with a one-line message on stderr and exit status 2, not a traceback.
+    Under ``torchrun`` (``WORLD_SIZE`` > 1) every process joins a ``gloo`` process group, trains
+    its share, and prints one ``rank r/W: {...}`` line with the final global metrics; only rank 0
+    writes the output folder.
     """
     parser = _parser()
     args = parser.parse_args(argv)
@@ -765,14 +1002,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         label_smoothing=args.label_smoothing or 0.0,
         steps=args.steps,
         batch_size=args.batch_size,
+        grad_accum=args.grad_accum,
+        chunked_loss=args.chunked_loss,
         lr=args.lr,
         eval_every=args.eval_every,
         seed=args.seed,
         threads=args.threads,
         progress=not args.no_progress,
     )
+    world = int(os.environ.get("WORLD_SIZE", "1"))  # set by torchrun
+    if world > 1 and args.mode == "compare":
+        parser.error("compare runs in one process; start it without torchrun")
+    if args.chunked_loss and args.mode == "compare":
+        parser.error("--chunked-loss: compare includes the DeepSeek variant, which needs logits")
     try:
         check_config(cfg)
+        if cfg.batch_size < world * cfg.grad_accum:
+            raise ValueError(
+                f"batch_size={cfg.batch_size} is smaller than {world} processes x "
+                f"grad_accum={cfg.grad_accum} micro-batches"
+            )
         data = load_data(cfg)  # reads and checks the text file, if any
     except ValueError as e:
         parser.error(str(e))
@@ -784,14 +1033,31 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{len(histories)} runs in {time.perf_counter() - start:.1f} s; wrote {out}/")
         return 0
     out = Path(args.out or "runs/train")
-    hist = train(cfg, data)
+    joined = init_from_env("gloo")  # under torchrun: join the process group (CPU: gloo)
+    try:
+        hist = train(cfg, data)
+        rank, world = rank_and_world_size()
+        if world > 1:  # every rank's view of the final global numbers (they must agree)
+            final = {
+                "train_loss": hist.train_loss[-1],
+                "val_loss": hist.val_loss[-1],
+                "val_perplexity": hist.val_perplexity[-1],
+                "val_accuracy": hist.val_accuracy[-1],
+            }
+            print(f"rank {rank}/{world}: {json.dumps(final)}", flush=True)
+        if rank != 0:
+            return 0  # rank 0 alone writes the output folder
+    finally:
+        if joined:
+            torch.distributed.destroy_process_group()
     hist.save(out / "history.json")
     save_loss_curves({"run": hist}, out / "loss_curves.png")
     floor = f" (floor H = {hist.entropy_rate:.4f})" if hist.entropy_rate is not None else ""
+    procs = f" ({hist.world_size} processes)" if hist.world_size > 1 else ""
     print(
         f"final val loss {hist.val_loss[-1]:.4f}{floor}, perplexity "
         f"{hist.val_perplexity[-1]:.3f}, accuracy {hist.val_accuracy[-1]:.3f}; "
-        f"{time.perf_counter() - start:.1f} s; wrote {out}/history.json"
+        f"{time.perf_counter() - start:.1f} s{procs}; wrote {out}/history.json"
     )
     return 0
 
