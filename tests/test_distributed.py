@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -27,6 +28,7 @@ import torch
 from aptt_edu.distributed import all_reduce_sum, init_from_env, rank_and_world_size, shard
 from aptt_edu.loss.language_modeling import MultiTokenPredictionLoss
 from aptt_edu.loss.metrics import PerplexityMetric, TokenAccuracyMetric
+from aptt_edu.train import History, main
 
 pytestmark = pytest.mark.skipif(
     not torch.distributed.is_available() or not torch.distributed.is_gloo_available(),
@@ -41,16 +43,11 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def loopback_env(port: int) -> dict[str, str]:
+def loopback_env(port: int | None = None) -> dict[str, str]:
     """Environment for ranks on this machine: loopback address, one thread, no GPU."""
-    env = {
-        **os.environ,
-        "MASTER_ADDR": "127.0.0.1",
-        "MASTER_PORT": str(port),
-        "OMP_NUM_THREADS": "1",
-        "MPLBACKEND": "Agg",
-        "CUDA_VISIBLE_DEVICES": "",
-    }
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MPLBACKEND": "Agg", "CUDA_VISIBLE_DEVICES": ""}
+    if port is not None:  # torchrun sets these itself from --master_addr / --master_port
+        env |= {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)}
     if Path("/sys/class/net/lo").exists():  # gloo: use loopback even if the hostname resolves out
         env["GLOO_SOCKET_IFNAME"] = "lo"
     return env
@@ -146,3 +143,58 @@ def test_metrics_all_reduce_over_two_processes(tmp_path: Path) -> None:
         assert tuple(r["again"]) == (r["ppl"], r["acc"])
         assert r["state_after"] == r["local_tokens"]  # the buffers keep the local sums
         assert r["counts"] == expected_counts.tolist()  # type: ignore[union-attr]
+
+
+# Tiny run; batch 6 over 2 ranks of 3 rows, each split into micro-batches of 2 and 1 rows: the
+# valid-token counts of the parts differ, so a per-part mean would not reproduce the one-process run.
+RUN_FLAGS = [
+    "--steps", "4", "--batch-size", "6", "--seq-len", "12", "--d-model", "16", "--n-layer", "1",
+    "--n-head", "2", "--eval-every", "2", "--mtp", "simple", "--mtp-depth", "2",
+    "--label-smoothing", "0.1", "--no-progress", "--threads", "1",
+]  # fmt: skip
+RANK_LINE = re.compile(r"^rank (\d)/2: (\{.*\})$", re.MULTILINE)
+
+
+def test_torchrun_two_processes_match_one_process(tmp_path: Path) -> None:
+    out = tmp_path / "ddp"
+    cmd = [
+        sys.executable, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc_per_node", "2",
+        "--master_addr", "127.0.0.1", "--master_port", str(free_port()),
+        "-m", "aptt_edu.train", *RUN_FLAGS, "--grad-accum", "2", "--out", str(out),
+    ]  # fmt: skip
+    result = subprocess.run(
+        cmd, capture_output=True, text=True, env=loopback_env(), timeout=240, cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    ddp = History.load(out / "history.json")
+    assert ddp.world_size == 2 and ddp.config["grad_accum"] == 2
+    assert result.stdout.count("wrote ") == 1  # rank 0 alone writes and reports the folder
+
+    # the same global batches in one process: without and with gradient accumulation
+    for accum in ("1", "3"):
+        assert main([*RUN_FLAGS, "--grad-accum", accum, "--out", str(tmp_path / accum)]) == 0
+        one = History.load(tmp_path / accum / "history.json")
+        assert one.world_size == 1
+        for series in ("train_loss", "main_loss", "grad_norm", "val_loss", "val_perplexity"):
+            assert getattr(ddp, series) == pytest.approx(getattr(one, series), abs=1e-5), series
+        assert ddp.mtp_loss == [pytest.approx(ls, abs=1e-5) for ls in one.mtp_loss]
+        assert ddp.val_accuracy == pytest.approx(one.val_accuracy, abs=1e-9)
+
+    # every rank reports the same global metrics (the metrics all-reduce their sums)
+    ranks = {int(r): json.loads(line) for r, line in RANK_LINE.findall(result.stdout)}
+    assert sorted(ranks) == [0, 1], result.stdout
+    assert ranks[0] == ranks[1]
+    assert ranks[0]["val_loss"] == ddp.val_loss[-1]
+    assert ranks[0]["val_perplexity"] == ddp.val_perplexity[-1]
+    assert ranks[0]["val_accuracy"] == ddp.val_accuracy[-1]
+    assert ranks[0]["train_loss"] == ddp.train_loss[-1]
+
+
+def test_compare_is_refused_under_torchrun(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    with pytest.raises(SystemExit) as exc:
+        main(["compare", "--out", "unused"])
+    assert exc.value.code == 2
+    assert "one process" in capsys.readouterr().err

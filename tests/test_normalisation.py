@@ -14,6 +14,8 @@ term, because depth :math:`k` is scored on ``labels[:, k:]``.
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -22,6 +24,7 @@ from torch import nn
 from aptt_edu.loss.language_modeling import LanguageModelingLoss, MultiTokenPredictionLoss
 from aptt_edu.loss.linear_cross_entropy import linear_cross_entropy
 from aptt_edu.model import GPT, GPTConfig
+from aptt_edu.train import TrainConfig, check_config, compute_loss, train
 
 V, T = 11, 8
 PADS = [0, 6, 1, 7, 3]  # padded targets at the end of each row: very uneven valid counts
@@ -230,3 +233,64 @@ def test_bad_normalisers_are_rejected(num_items: object, error: type, message: s
     mtp = [torch.randn(1, T - k, V) for k in (1, 2)]
     with pytest.raises(error, match=message):
         fn(main, mtp, torch.zeros(1, T, dtype=torch.long), num_items_in_batch=num_items)  # type: ignore[arg-type]
+
+
+# --------------------------------------------------------------------------------------------
+# The training loop: gradient accumulation and the chunked loss give the full-batch run
+# --------------------------------------------------------------------------------------------
+
+# Tiny and fast; batch_size 7 splits into micro-batches of unequal size (3, 2, 2 rows).
+TINY = dict(
+    seq_len=12, toy_vocab_size=6, n_train_rows=64, n_val_rows=16, n_layer=1, n_head=2,
+    d_model=16, batch_size=7, steps=4, eval_every=2, progress=False,
+)  # fmt: skip
+
+
+@pytest.mark.parametrize("mtp", ["none", "simple", "deepseek"])
+def test_gradient_accumulation_reproduces_the_full_batch_run(mtp: str) -> None:
+    full = train(TrainConfig(**TINY, mtp=mtp, mtp_depth=2))  # type: ignore[arg-type]
+    accumulated = train(TrainConfig(**TINY, mtp=mtp, mtp_depth=2, grad_accum=3))  # type: ignore[arg-type]
+    assert accumulated.config["grad_accum"] == 3 and accumulated.world_size == 1
+    for series in ("train_loss", "main_loss", "grad_norm", "val_loss", "val_accuracy"):
+        a, b = getattr(full, series), getattr(accumulated, series)
+        assert a == pytest.approx(b, abs=1e-5), series
+    for k in range(len(full.mtp_loss)):
+        assert full.mtp_loss[k] == pytest.approx(accumulated.mtp_loss[k], abs=1e-5)
+
+
+@pytest.mark.parametrize("mtp", ["none", "simple"])
+@pytest.mark.parametrize("tie", [False, True])
+def test_chunked_loss_trains_like_the_logits_path(mtp: str, tie: bool) -> None:
+    cfg = TrainConfig(**TINY, mtp=mtp, mtp_depth=2, tie_weights=tie, label_smoothing=0.1)  # type: ignore[arg-type]
+    logits = train(cfg)
+    chunked = train(dataclasses.replace(cfg, chunked_loss=True, grad_accum=2))
+    for series in ("train_loss", "main_loss", "grad_norm", "val_loss"):
+        a, b = getattr(logits, series), getattr(chunked, series)
+        assert a == pytest.approx(b, abs=1e-5), series
+
+
+def test_compute_loss_chunked_equals_logits_with_normalisers() -> None:
+    """One micro-batch of a larger batch: same total, parts and gradients on both paths."""
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(vocab_size=V, block_size=T, d_model=16, mtp="simple", mtp_depth=2))
+    fn = MultiTokenPredictionLoss(V, mtp_depth=2, label_smoothing=0.1)
+    inputs, labels = padded_labels()
+    counts = fn.count_items(labels)  # of the whole batch; the call below sees rows 1..3 only
+    results = []
+    for chunked in (False, True):
+        model.zero_grad()
+        total, parts = compute_loss(model, fn, inputs[1:], labels[1:], counts, chunked=chunked)
+        total.backward()
+        results.append(({k: float(v.detach()) for k, v in parts.items()}, grads(model)))
+    (parts_a, g_a), (parts_b, g_b) = results
+    assert parts_a == pytest.approx(parts_b, abs=1e-6)
+    assert max_diff(g_a, g_b) < 1e-6
+
+
+def test_bad_accumulation_and_chunked_settings_are_rejected() -> None:
+    with pytest.raises(ValueError, match="grad_accum must be a positive integer"):
+        check_config(TrainConfig(grad_accum=0))
+    with pytest.raises(ValueError, match="chunked_loss"):
+        check_config(TrainConfig(chunked_loss=True, mtp="deepseek"))
+    with pytest.raises(ValueError, match=r"batch_size=2 .* grad_accum=3"):
+        train(TrainConfig(**{**TINY, "batch_size": 2, "grad_accum": 3}))  # type: ignore[arg-type]
