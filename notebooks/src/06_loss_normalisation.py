@@ -1,0 +1,682 @@
+# %% [markdown] en
+# # 06 — Loss normalisation: gradient accumulation and several processes
+#
+# A batch that does not fit into memory at once is split into **micro-batches**: each one is run
+# forward and backward on its own, the gradients add up in `.grad`, and the optimizer steps once
+# (*gradient accumulation*). Data parallelism does the same across processes: every process
+# ("rank") computes the gradient of its slice, and the slices' gradients are combined. Both are
+# *supposed* to give exactly the gradient of the whole batch. For language models they did not, in
+# widely used trainers, until October 2024: Hugging Face wrote that "gradient accumulation is
+# *supposed* to be mathematically equivalent to full batch training; however, losses did not match
+# between training runs where the setting was toggled on and off" (blog post "Fixing Gradient
+# Accumulation", after a report via Unsloth).
+#
+# The cause is one division. In this notebook you
+#
+# 1. see the pitfall with numbers: two micro-batches with very different numbers of valid target
+#    tokens, the mean of their means against the true mean;
+# 2. measure what it does to the gradient of a small Transformer;
+# 3. derive the fix — divide every part's *sum* by the token count of the *whole* batch — and check
+#    that the library's `num_items_in_batch` gives the full-batch loss and gradient;
+# 4. see why multi-token prediction needs one count per depth;
+# 5. carry the fix over to several processes, where `DistributedDataParallel` averages gradients,
+#    and to the metrics;
+# 6. train with the library: with and without gradient accumulation, the losses agree.
+#
+# Everything runs on a CPU in well under a minute. Every number in the text is printed by a cell or
+# checked by an `assert`.
+# %% [markdown] de
+# # 06 — Normierung des Verlusts: Gradientenakkumulation und mehrere Prozesse
+#
+# Passt ein Batch nicht auf einmal in den Speicher, teilt man ihn in **Micro-Batches** auf: Jeder
+# läuft für sich vorwärts und rückwärts, die Gradienten summieren sich in `.grad`, und der Optimierer
+# macht einen einzigen Schritt (*Gradientenakkumulation*). Datenparallelität macht dasselbe über
+# mehrere Prozesse: Jeder Prozess („Rank“) berechnet den Gradienten seines Teils, und die Gradienten
+# der Teile werden zusammengeführt. Beides *soll* genau den Gradienten des ganzen Batches liefern.
+# Bei Sprachmodellen tat es das in verbreiteten Trainern bis Oktober 2024 nicht. Hugging Face schrieb
+# dazu: „Gradient accumulation is *supposed* to be mathematically equivalent to full batch training;
+# however, losses did not match between training runs where the setting was toggled on and off“
+# (Blogbeitrag „Fixing Gradient Accumulation“, nach einem Hinweis über Unsloth) — die Verluste
+# stimmten nicht überein, je nachdem, ob die Akkumulation an- oder ausgeschaltet war.
+#
+# Die Ursache ist eine einzige Division. In diesem Notebook
+#
+# 1. sehen wir die Falle an Zahlen: zwei Micro-Batches mit sehr unterschiedlich vielen gültigen
+#    Zieltokens, der Mittelwert ihrer Mittelwerte gegen den wahren Mittelwert;
+# 2. messen wir, was sie mit dem Gradienten eines kleinen Transformers macht;
+# 3. leiten wir die Korrektur her — die *Summe* jedes Teils durch die Tokenzahl des *ganzen* Batches
+#    teilen — und prüfen, dass `num_items_in_batch` aus der Bibliothek Verlust und Gradient des
+#    ganzen Batches liefert;
+# 4. sehen wir, warum Multi-Token-Prediction eine Zahl pro Vorhersagetiefe braucht;
+# 5. übertragen wir die Korrektur auf mehrere Prozesse, in denen `DistributedDataParallel`
+#    Gradienten mittelt, und auf die Metriken;
+# 6. trainieren wir mit der Bibliothek: mit und ohne Gradientenakkumulation stimmen die Verluste
+#    überein.
+#
+# Alles läuft auf der CPU in deutlich unter einer Minute. Jede Zahl im Text wird von einer Zelle
+# ausgegeben oder durch ein `assert` geprüft.
+
+# %%
+import dataclasses
+import math
+
+import matplotlib.pyplot as plt
+import torch
+import torch.nn.functional as F
+
+from aptt_edu.data import make_inputs_and_labels, toy_data
+from aptt_edu.loss.language_modeling import LanguageModelingLoss, MultiTokenPredictionLoss
+from aptt_edu.loss.metrics import PerplexityMetric
+from aptt_edu.model import GPT, GPTConfig
+from aptt_edu.train import TrainConfig, train
+
+_ = torch.manual_seed(0)
+torch.set_num_threads(1)  # one thread: the same float results on any machine
+
+# %% [markdown] en
+# ## 1. The pitfall, with numbers
+#
+# A batch of four rows of $T = 16$ positions, split into two micro-batches of two rows each. The
+# labels follow the library's convention (already shifted; `-100` marks "no target here"). As in
+# the toy data of the other notebooks, the first and the last position of every row have no target.
+# Micro-batch **A** holds two *short* documents: one target per row, the rest is padding.
+# Micro-batch **B** holds two full rows, 14 targets each.
+#
+# To make the per-token losses easy to check by hand, we do not use a model yet, but logits with a
+# known loss: in A the logits are all zero — a uniform prediction, loss $\ln V$ per token — and in
+# B they are $4$ at the correct token and $0$ elsewhere, loss $\ln(1 + (V-1)e^{-4})$.
+# %% [markdown] de
+# ## 1. Die Falle, in Zahlen
+#
+# Ein Batch aus vier Zeilen mit je $T = 16$ Positionen, aufgeteilt in zwei Micro-Batches zu je zwei
+# Zeilen. Die Labels folgen der Konvention der Bibliothek (bereits verschoben; `-100` heißt „hier
+# gibt es kein Ziel“). Wie bei den Spielzeugdaten der anderen Notebooks hat die erste und die letzte
+# Position jeder Zeile kein Ziel. Micro-Batch **A** enthält zwei *kurze* Dokumente: ein Ziel pro
+# Zeile, der Rest ist Padding (Auffüllen). Micro-Batch **B** enthält zwei volle Zeilen mit je 14
+# Zielen.
+#
+# Damit sich die Verluste der einzelnen Tokens von Hand nachprüfen lassen, nehmen wir noch kein
+# Modell, sondern Logits mit bekanntem Verlust: In A sind alle Logits null — eine Gleichverteilung,
+# Verlust $\ln V$ pro Token —, in B sind sie $4$ beim richtigen Token und sonst $0$, Verlust
+# $\ln(1 + (V-1)e^{-4})$.
+
+# %%
+V, T = 16, 16
+labels = torch.randint(0, V, (4, T))  # (B, T) shifted targets
+labels[:, 0] = labels[:, -1] = -100  # first and last position: no target
+labels[:2, 2:] = -100  # micro-batch A: short documents, one target per row, then padding
+A, B = slice(0, 2), slice(2, 4)  # rows of micro-batch A and B
+
+logits = torch.zeros(4, T, V)  # (B, T, V): A uniform ...
+logits[B] = 4.0 * F.one_hot(labels[B].clamp(min=0), V)  # ... B: 4 at the correct token
+
+per_token = LanguageModelingLoss(V, reduction="none")(logits, labels)  # (B, T), 0 where ignored
+valid = labels != -100  # (B, T)
+N_A, N_B = int(valid[A].sum()), int(valid[B].sum())
+S_A, S_B = float(per_token[A].sum()), float(per_token[B].sum())  # summed losses
+print(f"micro-batch A: N_A = {N_A:2} valid targets, loss per token {per_token[A][valid[A]][0]:.4f}")
+print(f"micro-batch B: N_B = {N_B:2} valid targets, loss per token {per_token[B][valid[B]][0]:.4f}")
+assert (N_A, N_B) == (2, 28)
+assert torch.allclose(per_token[A][valid[A]], torch.tensor(math.log(V)))
+assert torch.allclose(per_token[B][valid[B]], torch.tensor(math.log(1 + (V - 1) * math.exp(-4))))
+
+# %% [markdown] en
+# The loss of the whole batch is the mean over **all** of its valid targets, $N = N_A + N_B$:
+#
+# $$\mathcal{L} = \frac{1}{N}\sum_{i\ \text{valid}} \ell_i = \frac{S_A + S_B}{N_A + N_B},
+# \qquad S_m = \sum_{i \in m} \ell_i .$$
+#
+# The tempting recipe for gradient accumulation computes the usual mean loss of each micro-batch,
+# $S_m / N_m$, and divides by the number of micro-batches $M$ so that the gradients add up to "one
+# batch's worth". That is the **mean of the means**:
+#
+# $$\tilde{\mathcal{L}} = \frac{1}{M}\sum_m \frac{S_m}{N_m}.$$
+# %% [markdown] de
+# Der Verlust des ganzen Batches ist der Mittelwert über **alle** seine gültigen Ziele,
+# $N = N_A + N_B$:
+#
+# $$\mathcal{L} = \frac{1}{N}\sum_{i\ \text{gültig}} \ell_i = \frac{S_A + S_B}{N_A + N_B},
+# \qquad S_m = \sum_{i \in m} \ell_i .$$
+#
+# Das naheliegende Rezept für die Gradientenakkumulation berechnet für jeden Micro-Batch den
+# gewohnten mittleren Verlust $S_m / N_m$ und teilt durch die Zahl der Micro-Batches $M$, damit sich
+# die Gradienten zu „einem Batch“ aufsummieren. Das ist der **Mittelwert der Mittelwerte**:
+#
+# $$\tilde{\mathcal{L}} = \frac{1}{M}\sum_m \frac{S_m}{N_m}.$$
+
+# %%
+M = 2
+N = N_A + N_B
+true_mean = (S_A + S_B) / N
+mean_of_means = (S_A / N_A + S_B / N_B) / M
+print(f"true mean      (S_A + S_B) / N          = {true_mean:.4f}")
+print(f"mean of means  (S_A/N_A + S_B/N_B) / M  = {mean_of_means:.4f}   ({mean_of_means / true_mean:.2f}x)")
+# the library's ordinary mean over the whole batch is the true mean
+assert abs(LanguageModelingLoss(V)(logits, labels).item() - true_mean) < 1e-6
+assert mean_of_means > 3 * true_mean
+
+# %% [markdown] en
+# The mean of the means is more than three times the true loss. The reason is visible in the weight
+# each token gets. Written as a weighted sum $\sum_i w_i \ell_i$, the true mean gives every valid
+# token the same weight $1/N$; the mean of the means gives a token of micro-batch $m$ the weight
+# $1/(M N_m)$ — a token in a short micro-batch counts for more.
+# %% [markdown] de
+# Der Mittelwert der Mittelwerte ist mehr als dreimal so groß wie der wahre Verlust. Der Grund zeigt
+# sich am Gewicht, das jedes Token bekommt. Als gewichtete Summe $\sum_i w_i \ell_i$ geschrieben,
+# gibt der wahre Mittelwert jedem gültigen Token dasselbe Gewicht $1/N$; der Mittelwert der
+# Mittelwerte gibt einem Token aus Micro-Batch $m$ das Gewicht $1/(M N_m)$ — ein Token in einem
+# kurzen Micro-Batch zählt mehr.
+
+# %%
+w_true = torch.where(valid, 1.0 / N, 0.0)  # (B, T)
+w_naive = torch.zeros(4, T)
+w_naive[A], w_naive[B] = valid[A] / (M * N_A), valid[B] / (M * N_B)
+# both are weighted sums of the same per-token losses
+assert abs(float((w_true * per_token).sum()) - true_mean) < 1e-6
+assert abs(float((w_naive * per_token).sum()) - mean_of_means) < 1e-6
+assert abs(float(w_naive.sum()) - 1.0) < 1e-6  # the weights still sum to 1 ...
+ratio_A = (1 / (M * N_A)) / (1 / N)  # ... but not equally shared
+ratio_B = (1 / (M * N_B)) / (1 / N)
+print(f"weight of a token in A: 1/(M N_A) = {1 / (M * N_A):.4f}, {ratio_A:.2f} x its fair share 1/N = {1 / N:.4f}")
+print(f"weight of a token in B: 1/(M N_B) = {1 / (M * N_B):.4f}, {ratio_B:.2f} x its fair share")
+assert ratio_A == 7.5 and abs(ratio_B - 15 / 28) < 1e-12
+
+
+# %% [markdown] en
+# Each of the two tokens of A weighs 7.5 times its fair share; each of the 28 tokens of B a little
+# more than half of it. Only when all micro-batches have the same count, $N_m = N / M$, is
+# $1/(M N_m) = 1/N$, and then both recipes agree. With padding, with documents of different lengths
+# and with sequence packing the counts almost never agree.
+# %% [markdown] de
+# Jedes der beiden Tokens aus A wiegt 7,5-mal so viel, wie ihm zusteht; jedes der 28 Tokens aus B
+# etwas mehr als die Hälfte davon. Nur wenn alle Micro-Batches gleich viele Ziele haben,
+# $N_m = N / M$, ist $1/(M N_m) = 1/N$, und nur dann stimmen beide Rezepte überein. Mit Padding, mit
+# unterschiedlich langen Dokumenten und beim Zusammenpacken von Sequenzen (Packing) sind die Zahlen
+# fast nie gleich.
+
+# %% [markdown] en
+# ## 2. What the wrong weights do to the gradient
+#
+# The loss value is only what the log shows. What trains the model is the gradient, and it is a
+# weighted sum of the per-token gradients with the same weights: $\nabla\mathcal{L} = \sum_i w_i
+# \nabla \ell_i$. We take the library's tiny Transformer (`aptt_edu.model.GPT`), four rows of the
+# toy language from `aptt_edu.data` with the same padding pattern as above, and compare the
+# gradient of all of the model's parameters in two ways:
+#
+# * **full batch** — one forward and backward pass over all four rows;
+# * **mean of means** — micro-batch A, then micro-batch B, each with its own mean loss
+#   $S_m / N_m$ divided by $M$; `backward()` adds the gradients up in `.grad`, as gradient
+#   accumulation does.
+# %% [markdown] de
+# ## 2. Was die falschen Gewichte mit dem Gradienten machen
+#
+# Der Wert des Verlusts ist nur das, was im Log steht. Trainiert wird das Modell vom Gradienten, und
+# der ist eine gewichtete Summe der Gradienten der einzelnen Tokens, mit denselben Gewichten:
+# $\nabla\mathcal{L} = \sum_i w_i \nabla \ell_i$. Wir nehmen den kleinen Transformer der Bibliothek
+# (`aptt_edu.model.GPT`), vier Zeilen der Spielzeugsprache aus `aptt_edu.data` mit demselben
+# Padding-Muster wie oben und vergleichen den Gradienten über alle Parameter des Modells auf zwei
+# Wegen:
+#
+# * **ganzer Batch** — ein Vorwärts- und ein Rückwärtsdurchlauf über alle vier Zeilen;
+# * **Mittelwert der Mittelwerte** — erst Micro-Batch A, dann Micro-Batch B, jeder mit seinem
+#   eigenen mittleren Verlust $S_m / N_m$, geteilt durch $M$; `backward()` summiert die Gradienten
+#   in `.grad` auf, so wie es die Gradientenakkumulation tut.
+
+# %%
+data = toy_data(seq_len=T, n_train=64, n_val=16, vocab_size=V, seed=0)
+inputs, toy_labels = make_inputs_and_labels(data.train[:4], data.context_warmup)  # (4, T), (4, T)
+torch.manual_seed(0)
+model = GPT(GPTConfig(vocab_size=V, block_size=T, n_layer=1, n_head=2, d_model=32))
+ce = LanguageModelingLoss(V)  # the ordinary mean over this call's valid targets
+
+
+def padded(k: int) -> torch.Tensor:
+    """The toy labels, with only the first k targets of each row of micro-batch A kept."""
+    lab = toy_labels.clone()
+    lab[A, 1 + k :] = -100  # position 0 has no target (context warm-up), targets 1..k stay
+    return lab
+
+
+def accumulated_grad(losses) -> torch.Tensor:
+    """Calls each loss function and its backward() in turn; returns every parameter's .grad, flat."""
+    model.zero_grad()
+    for loss in losses:
+        loss().backward()  # gradients add up in .grad
+    return torch.cat([p.grad.reshape(-1) for p in model.parameters()])
+
+
+def rel_error(g: torch.Tensor, ref: torch.Tensor) -> float:
+    return float((g - ref).norm() / ref.norm())
+
+
+lab = padded(1)
+valid_per_row = (lab != -100).sum(dim=1).tolist()
+print("valid targets per row:", valid_per_row)
+assert valid_per_row == [1, 1, 14, 14]
+g_full = accumulated_grad([lambda: ce(model(inputs)[0], lab)])
+g_naive = accumulated_grad([lambda m=m: ce(model(inputs[m])[0], lab[m]) / M for m in (A, B)])
+cosine = float(F.cosine_similarity(g_naive, g_full, dim=0))
+print(f"mean of means vs full batch: relative error {rel_error(g_naive, g_full):.2f}, cosine {cosine:.2f}")
+assert rel_error(g_naive, g_full) > 1.0 and cosine < 0.5
+
+# %% [markdown] en
+# The accumulated gradient is not a slightly noisy version of the full-batch gradient: its error is
+# larger than the gradient itself, and it points in a clearly different direction. How large the
+# error is depends on how unequal the counts are. We let micro-batch A keep $k = 1, \dots, 14$
+# targets per row ($N_A = 2k$) while B keeps its 28:
+# %% [markdown] de
+# Der akkumulierte Gradient ist keine leicht verrauschte Fassung des Gradienten des ganzen Batches:
+# Sein Fehler ist größer als der Gradient selbst, und er zeigt in eine deutlich andere Richtung. Wie
+# groß der Fehler ist, hängt davon ab, wie ungleich die Zahlen sind. Wir lassen Micro-Batch A
+# $k = 1, \dots, 14$ Ziele pro Zeile behalten ($N_A = 2k$), B behält seine 28:
+
+# %%
+sweep_N_A, sweep_error = [], []
+for k in range(1, 15):
+    lab_k = padded(k)
+    g_full_k = accumulated_grad([lambda: ce(model(inputs)[0], lab_k)])
+    g_naive_k = accumulated_grad([lambda m=m: ce(model(inputs[m])[0], lab_k[m]) / M for m in (A, B)])
+    sweep_N_A.append(int((lab_k[A] != -100).sum()))
+    sweep_error.append(rel_error(g_naive_k, g_full_k))
+for n_a, err in zip(sweep_N_A, sweep_error):
+    if n_a in (2, 8, 14, 20, 26, 28):
+        print(f"N_A = {n_a:2}, N_B = 28: relative gradient error {err:.3f}")
+assert sweep_error[0] > 1.0 and sweep_error[-1] < 1e-5  # equal counts (28 = 28): no error
+
+fig, (ax_w, ax_e) = plt.subplots(1, 2, figsize=(11, 3.8))
+x = torch.arange(2)
+ax_w.bar(x - 0.2, [1 / N, 1 / N], width=0.4, label="true mean: 1/N")
+ax_w.bar(x + 0.2, [1 / (M * N_A), 1 / (M * N_B)], width=0.4, label="mean of means: 1/(M·N_m)")
+ax_w.set_xticks(x, [f"a token of A (N_A = {N_A})", f"a token of B (N_B = {N_B})"])
+ax_w.set_ylabel("weight of the token's loss")
+ax_w.set_title("section 1: weight per token")
+ax_w.legend()
+ax_e.plot(sweep_N_A, sweep_error, "o-")
+ax_e.axvline(28, color="grey", ls=":")
+ax_e.set_xlabel("valid targets in micro-batch A, N_A (B has N_B = 28)")
+ax_e.set_ylabel("‖g_naive − g_full‖ / ‖g_full‖")
+ax_e.set_title("section 2: gradient error of the mean of means")
+fig.tight_layout()
+plt.show()
+
+# %% [markdown] en
+# The error vanishes only at $N_A = N_B$. (The labels in the figure are English in both notebooks;
+# the code cells are identical in both languages.)
+#
+# ## 3. The fix: divide every part by the count of the whole batch
+#
+# Split the full-batch loss along the micro-batches *before* dividing:
+#
+# $$\mathcal{L} = \frac{1}{N}\sum_{i\ \text{valid}} \ell_i
+# = \frac{1}{N}\sum_m S_m = \sum_m \frac{S_m}{N}.$$
+#
+# So micro-batch $m$ contributes $S_m / N$: its **summed** loss divided by the valid-target count of
+# the **whole** batch. The gradient is linear, so the accumulated gradients are $\sum_m \nabla S_m /
+# N = \nabla \mathcal{L}$ exactly — whatever the counts are. $N$ must be known before the first
+# micro-batch runs backward, and it is: counting labels that are not `-100` needs no forward pass,
+# only the labels of all micro-batches. This is the fix of the transformers library (pull requests
+# #34191 and #34198, October 2024; #34283 passes the count into every model's loss): the trainer
+# counts the targets of all micro-batches of a step and hands the count to the loss as
+# `num_items_in_batch`.
+#
+# The library's `LanguageModelingLoss` takes the same argument.
+# %% [markdown] de
+# Der Fehler verschwindet nur bei $N_A = N_B$. (Die Beschriftung der Abbildung ist in beiden
+# Notebooks englisch; die Code-Zellen sind in beiden Sprachen identisch.)
+#
+# ## 3. Die Korrektur: jeden Teil durch die Zahl des ganzen Batches teilen
+#
+# Wir zerlegen den Verlust des ganzen Batches nach Micro-Batches, *bevor* wir teilen:
+#
+# $$\mathcal{L} = \frac{1}{N}\sum_{i\ \text{gültig}} \ell_i
+# = \frac{1}{N}\sum_m S_m = \sum_m \frac{S_m}{N}.$$
+#
+# Micro-Batch $m$ trägt also $S_m / N$ bei: seinen **summierten** Verlust, geteilt durch die Zahl
+# der gültigen Ziele des **ganzen** Batches. Der Gradient ist linear, also ergeben die aufsummierten
+# Gradienten genau $\sum_m \nabla S_m / N = \nabla \mathcal{L}$ — ganz gleich, wie die Zahlen
+# verteilt sind. $N$ muss bekannt sein, bevor der erste Micro-Batch rückwärts läuft, und das ist es:
+# Um die Labels zu zählen, die nicht `-100` sind, braucht man keinen Vorwärtsdurchlauf, nur die
+# Labels aller Micro-Batches. So sieht die Korrektur in der transformers-Bibliothek aus (Pull
+# Requests #34191 und #34198, Oktober 2024; #34283 reicht die Zahl an den Verlust jedes Modells
+# weiter): Der Trainer zählt die Ziele aller Micro-Batches eines Schritts und übergibt die Zahl als
+# `num_items_in_batch` an die Verlustfunktion.
+#
+# `LanguageModelingLoss` aus der Bibliothek nimmt dasselbe Argument.
+
+# %%
+lab = padded(1)
+N = int((lab != -100).sum())  # counted from the labels of the whole batch: no forward pass needed
+ce_sum = LanguageModelingLoss(V, reduction="sum")
+
+with torch.no_grad():  # values only; the gradients follow below
+    # by hand: summed loss of each micro-batch, divided by the whole batch's N
+    by_hand = sum(float(ce_sum(model(inputs[m])[0], lab[m])) / N for m in (A, B))
+    # the library: the same, with num_items_in_batch
+    parts = [ce(model(inputs[m])[0], lab[m], num_items_in_batch=N) for m in (A, B)]
+    full = ce(model(inputs)[0], lab)
+print(f"full batch {float(full):.6f}   sum of parts {float(sum(parts)):.6f}   by hand {by_hand:.6f}")
+assert abs(float(sum(parts)) - float(full)) < 1e-6 and abs(by_hand - float(full)) < 1e-6
+
+g_full = accumulated_grad([lambda: ce(model(inputs)[0], lab)])
+g_fixed = accumulated_grad(
+    [lambda m=m: ce(model(inputs[m])[0], lab[m], num_items_in_batch=N) for m in (A, B)]
+)
+g_naive = accumulated_grad([lambda m=m: ce(model(inputs[m])[0], lab[m]) / M for m in (A, B)])
+print(f"with the fix:    max |g_fixed - g_full| < 1e-6: {float((g_fixed - g_full).abs().max()) < 1e-6}")
+print(f"mean of means:   max |g_naive - g_full| = {float((g_naive - g_full).abs().max()):.2f}")
+assert torch.allclose(g_fixed, g_full, rtol=0, atol=1e-6)  # equal with the fix ...
+assert not torch.allclose(g_naive, g_full, rtol=0, atol=1e-3)  # ... unequal without it
+
+# %% [markdown] en
+# With the fix, the accumulated gradient equals the full-batch gradient to float rounding; without
+# it, it does not. Note that the per-micro-batch values `parts` are no longer "losses" one would
+# print: they are shares of one loss and only their sum means something.
+#
+# ## 4. Multi-token prediction: one count per depth
+#
+# `MultiTokenPredictionLoss` adds the losses of $D$ extra depths (notebook 03): depth $k$ is scored
+# on `labels[:, k:]`, which has $k$ positions fewer per row *and different padding*. Each term is a
+# mean over its own targets, so each term needs the count of *its* targets in the whole batch,
+# $N_0$ (main), $N_1, \dots, N_D$. `count_items` returns them.
+# %% [markdown] de
+# Mit der Korrektur stimmt der akkumulierte Gradient bis auf Rundungsfehler mit dem des ganzen
+# Batches überein, ohne sie nicht. Die Werte der einzelnen Micro-Batches in `parts` sind dabei keine
+# „Verluste“ mehr, die man ausgeben würde: Sie sind Anteile eines Verlusts, und nur ihre Summe hat
+# eine Bedeutung.
+#
+# ## 4. Multi-Token-Prediction: eine Zahl pro Vorhersagetiefe
+#
+# `MultiTokenPredictionLoss` addiert die Verluste von $D$ zusätzlichen Vorhersagetiefen (Notebook
+# 03): Tiefe $k$ wird auf `labels[:, k:]` bewertet, das pro Zeile $k$ Positionen weniger *und ein
+# anderes Padding* hat. Jeder Term ist ein Mittelwert über seine eigenen Ziele, also braucht jeder
+# Term die Zahl *seiner* Ziele im ganzen Batch: $N_0$ (Haupt-Head), $N_1, \dots, N_D$. `count_items`
+# liefert sie.
+
+# %%
+D = 2
+mtp_loss = MultiTokenPredictionLoss(V, mtp_depth=D, mtp_lambda=0.3)
+counts = mtp_loss.count_items(lab)  # (D+1,): N_0, N_1, N_2 of the whole batch
+for name, rows in (("A", A), ("B", B), ("whole batch", slice(0, 4))):
+    print(f"{name:12} N_0, N_1, N_2 = {mtp_loss.count_items(lab[rows]).tolist()}")
+assert counts.tolist() == [30, 30, 26]
+assert mtp_loss.count_items(lab[A]).tolist() == [2, 2, 0]  # A's only target is not a depth-2 target
+assert (mtp_loss.count_items(lab[A]) + mtp_loss.count_items(lab[B])).tolist() == counts.tolist()
+
+# %% [markdown] en
+# The counts differ per depth (30, 30, 26 — depth 1 loses only position 0, which has no target
+# anyway), and micro-batch A has no depth-2 target at all. One number for all terms would divide
+# the depth-2 sum by 30 instead of 26. So `num_items_in_batch` of
+# `MultiTokenPredictionLoss` takes the $D + 1$ counts; a single number is refused when MTP logits
+# are present. With the counts, the parts add up term by term, and so do the gradients — here for
+# the library's model with the simple MTP head:
+# %% [markdown] de
+# Die Zahlen unterscheiden sich je Tiefe (30, 30, 26 — Tiefe 1 verliert nur Position 0, die ohnehin
+# kein Ziel hat), und Micro-Batch A hat überhaupt kein Ziel für Tiefe 2. Eine einzige Zahl für alle Terme würde die Summe von Tiefe 2 durch 30 statt durch 26
+# teilen. Deshalb nimmt `num_items_in_batch` von `MultiTokenPredictionLoss` die $D + 1$ Zahlen; eine
+# einzelne Zahl wird abgelehnt, sobald MTP-Logits dabei sind. Mit den Zahlen summieren sich die
+# Teile Term für Term, und ebenso die Gradienten — hier für das Modell der Bibliothek mit dem
+# einfachen MTP-Head:
+
+# %%
+torch.manual_seed(0)
+model = GPT(GPTConfig(vocab_size=V, block_size=T, n_layer=1, n_head=2, d_model=32, mtp="simple", mtp_depth=D))
+g_full = accumulated_grad([lambda: mtp_loss(*model(inputs), lab)[0]])
+g_fixed = accumulated_grad(
+    [lambda m=m: mtp_loss(*model(inputs[m]), lab[m], num_items_in_batch=counts)[0] for m in (A, B)]
+)
+with torch.no_grad():
+    full_terms = mtp_loss(*model(inputs), lab)[1]
+    part_terms = [mtp_loss(*model(inputs[m]), lab[m], num_items_in_batch=counts)[1] for m in (A, B)]
+for name in full_terms:
+    summed = sum(float(t[name]) for t in part_terms)
+    print(f"{name:12} full batch {float(full_terms[name]):.6f}   sum of parts {summed:.6f}")
+    assert abs(summed - float(full_terms[name])) < 1e-6
+assert torch.allclose(g_fixed, g_full, rtol=0, atol=1e-6)
+try:
+    mtp_loss(*model(inputs[A]), lab[A], num_items_in_batch=N)
+except ValueError as e:
+    print("ValueError:", e)
+
+# %% [markdown] en
+# ## 5. Several processes: `DistributedDataParallel` averages
+#
+# With data parallelism, $W$ processes ("ranks") each take a slice of the global batch: rank $r$
+# computes the gradient $g_r$ of its loss, and `DistributedDataParallel` (DDP) combines the ranks'
+# gradients during `backward()` with an all-reduce that **averages**: every rank ends up with
+# $\frac{1}{W}\sum_r g_r$. The target is still $\nabla\mathcal{L} = \sum_r \nabla S_r / N$. So rank
+# $r$ must use the loss
+#
+# $$\mathcal{L}_r = W \cdot \frac{S_r}{N}
+# \quad\Rightarrow\quad \frac{1}{W}\sum_r \nabla \mathcal{L}_r = \sum_r \frac{\nabla S_r}{N}
+# = \nabla\mathcal{L},$$
+#
+# with $N$ the count of the **global** batch. Each rank knows $N$ without communication if all ranks
+# draw the same global batch (same seed) and then take their slices, as `aptt_edu.train` does;
+# otherwise the ranks all-reduce their local counts, which add up. With gradient accumulation on top,
+# each micro-batch of each rank uses $W \cdot S_{r,m} / N$.
+#
+# We check the algebra in this one process: two "ranks", rank 0 with micro-batch A and rank 1 with
+# B, and the average that DDP would form.
+# %% [markdown] de
+# ## 5. Mehrere Prozesse: `DistributedDataParallel` mittelt
+#
+# Bei Datenparallelität nehmen $W$ Prozesse („Ranks“) je einen Teil des globalen Batches: Rank $r$
+# berechnet den Gradienten $g_r$ seines Verlusts, und `DistributedDataParallel` (DDP) führt die
+# Gradienten der Ranks während `backward()` mit einem All-Reduce zusammen, das **mittelt**: Jeder
+# Rank erhält $\frac{1}{W}\sum_r g_r$. Das Ziel ist weiterhin
+# $\nabla\mathcal{L} = \sum_r \nabla S_r / N$. Also muss Rank $r$ den Verlust
+#
+# $$\mathcal{L}_r = W \cdot \frac{S_r}{N}
+# \quad\Rightarrow\quad \frac{1}{W}\sum_r \nabla \mathcal{L}_r = \sum_r \frac{\nabla S_r}{N}
+# = \nabla\mathcal{L}$$
+#
+# verwenden, mit $N$, der Zahl des **globalen** Batches. Jeder Rank kennt $N$ ohne Kommunikation,
+# wenn alle Ranks denselben globalen Batch ziehen (gleicher Seed) und erst dann ihren Teil nehmen,
+# so wie `aptt_edu.train` es macht; sonst summieren die Ranks ihre lokalen Zahlen mit einem
+# All-Reduce. Kommt Gradientenakkumulation hinzu, verwendet jeder Micro-Batch jedes Ranks
+# $W \cdot S_{r,m} / N$.
+#
+# Wir prüfen die Algebra in diesem einen Prozess: zwei „Ranks“, Rank 0 mit Micro-Batch A und Rank 1
+# mit B, und der Mittelwert, den DDP bilden würde.
+
+# %%
+W = 2
+ranks = (A, B)  # the rows of rank 0 and rank 1
+torch.manual_seed(0)
+model = GPT(GPTConfig(vocab_size=V, block_size=T, n_layer=1, n_head=2, d_model=32))
+g_full = accumulated_grad([lambda: ce(model(inputs)[0], lab)])
+
+
+def ddp_average(loss_of_rank) -> torch.Tensor:
+    """Each rank's gradient on its own, then the average that DDP's all-reduce forms."""
+    return sum(accumulated_grad([lambda r=r: loss_of_rank(r)]) for r in ranks) / W
+
+
+g_ddp = ddp_average(lambda r: W * ce(model(inputs[r])[0], lab[r], num_items_in_batch=N))
+g_ddp_no_w = ddp_average(lambda r: ce(model(inputs[r])[0], lab[r], num_items_in_batch=N))
+g_ddp_local_mean = ddp_average(lambda r: ce(model(inputs[r])[0], lab[r]))
+print(f"W * S_r / N         : max |g - g_full| < 1e-6: {float((g_ddp - g_full).abs().max()) < 1e-6}")
+print(f"S_r / N (no W)      : g = g_full / {float(g_full.norm() / g_ddp_no_w.norm()):.3f}")
+print(f"S_r / N_r (own mean): relative error {rel_error(g_ddp_local_mean, g_full):.2f}")
+assert torch.allclose(g_ddp, g_full, rtol=0, atol=1e-6)
+assert torch.allclose(g_ddp_no_w * W, g_full, rtol=0, atol=1e-6)  # forgetting W: a W-times smaller step
+assert rel_error(g_ddp_local_mean, g_full) > 1.0  # each rank's own mean: the bug again
+
+# %% [markdown] en
+# Forgetting the factor $W$ only scales the gradient (AdamW would hide most of that, SGD would not);
+# each rank's own mean is the mean-of-means bug again, now across processes.
+#
+# ### Metrics across processes: sums, not means
+#
+# The same rule holds for evaluation. The perplexity of a validation set split over ranks is
+# $\exp(\sum \mathrm{NLL} / \sum N)$ over all ranks, not the mean of the ranks' perplexities.
+# `PerplexityMetric` and `TokenAccuracyMetric` therefore keep *sums* (`nll_sum`, `token_count`), and
+# `compute()` adds them up over all ranks with `torch.distributed.all_reduce` when a process group
+# is initialised; every rank then returns the global value. Here the two "ranks" are two metric
+# objects, and the all-reduce is an addition:
+# %% [markdown] de
+# Wer den Faktor $W$ vergisst, skaliert nur den Gradienten (AdamW würde das größtenteils verdecken,
+# SGD nicht); der eigene Mittelwert jedes Ranks ist wieder der Fehler mit dem Mittelwert der
+# Mittelwerte, jetzt über Prozesse hinweg.
+#
+# ### Metriken über mehrere Prozesse: Summen, nicht Mittelwerte
+#
+# Dieselbe Regel gilt bei der Auswertung. Die Perplexität eines auf die Ranks verteilten
+# Validierungssatzes ist $\exp(\sum \mathrm{NLL} / \sum N)$ über alle Ranks, nicht der Mittelwert
+# der Perplexitäten der Ranks. `PerplexityMetric` und `TokenAccuracyMetric` speichern deshalb
+# *Summen* (`nll_sum`, `token_count`), und `compute()` addiert sie mit `torch.distributed.all_reduce`
+# über alle Ranks, sobald eine Prozessgruppe initialisiert ist; dann liefert jeder Rank den globalen
+# Wert. Hier sind die beiden „Ranks“ zwei Metrik-Objekte, und das All-Reduce ist eine Addition:
+
+# %%
+model.eval()
+with torch.no_grad():
+    per_rank = [PerplexityMetric() for _ in ranks]
+    for metric, r in zip(per_rank, ranks):
+        metric.update(model(inputs[r])[0], lab[r])
+    everything = PerplexityMetric()
+    everything.update(model(inputs)[0], lab)
+# what all_reduce(SUM) of the buffers gives every rank
+nll_sum = sum(m.nll_sum for m in per_rank)
+token_count = sum(m.token_count for m in per_rank)
+global_ppl = float(torch.exp(nll_sum / token_count))
+mean_of_ppls = sum(float(m.compute()) for m in per_rank) / W
+print(f"perplexity from the summed buffers {global_ppl:.4f}   one process, all rows {float(everything.compute()):.4f}")
+print(f"mean of the ranks' perplexities    {mean_of_ppls:.4f}")
+assert abs(global_ppl - float(everything.compute())) < 1e-9
+assert abs(mean_of_ppls - global_ppl) > 0.1
+
+# %% [markdown] en
+# `tests/test_distributed.py` runs this with two real processes on the `gloo` backend and checks that
+# both ranks' `compute()` equals the one-process value.
+#
+# ## 6. Training with the library
+#
+# `aptt_edu.train` applies all of this. `TrainConfig.grad_accum` (command line `--grad-accum`)
+# splits each global batch of `batch_size` rows into that many micro-batches; every micro-batch's
+# loss is its sum divided by the global counts from `count_items`, per term. Under `torchrun` the
+# same loop runs in every process with DDP, each rank on its slice of the global batch, with the
+# factor $W$ from section 5 and `no_sync()` for all but the last micro-batch, so the gradients are
+# all-reduced once per step:
+#
+# ```
+# torchrun --nproc_per_node 2 -m aptt_edu.train --batch-size 48 --grad-accum 2 --out runs/ddp
+# ```
+#
+# The logged training loss is the mean over the global batch. Below, 10 rows per step are split
+# into micro-batches of 4, 3 and 3 rows — 56, 42 and 42 main targets, unequal counts — with the
+# simple MTP head at depth 2. With the fix, the training curve is the one of the full batch:
+# %% [markdown] de
+# `tests/test_distributed.py` führt das mit zwei echten Prozessen über das `gloo`-Backend aus und
+# prüft, dass `compute()` auf beiden Ranks den Wert eines einzelnen Prozesses liefert.
+#
+# ## 6. Training mit der Bibliothek
+#
+# `aptt_edu.train` setzt all das um. `TrainConfig.grad_accum` (auf der Kommandozeile
+# `--grad-accum`) teilt jeden globalen Batch aus `batch_size` Zeilen in so viele Micro-Batches; der
+# Verlust jedes Micro-Batches ist seine Summe, geteilt durch die globalen Zahlen aus `count_items`,
+# Term für Term. Unter `torchrun` läuft dieselbe Schleife in jedem Prozess mit DDP, jeder Rank auf
+# seinem Teil des globalen Batches, mit dem Faktor $W$ aus Abschnitt 5 und `no_sync()` für alle
+# Micro-Batches außer dem letzten, sodass die Gradienten einmal pro Schritt per All-Reduce
+# zusammengeführt werden:
+#
+# ```
+# torchrun --nproc_per_node 2 -m aptt_edu.train --batch-size 48 --grad-accum 2 --out runs/ddp
+# ```
+#
+# Der protokollierte Trainingsverlust ist der Mittelwert über den globalen Batch. Unten werden
+# 10 Zeilen pro Schritt in Micro-Batches aus 4, 3 und 3 Zeilen geteilt — 56, 42 und 42 Ziele des
+# Haupt-Heads, also ungleiche Zahlen —, mit dem einfachen MTP-Head der Tiefe 2. Mit der Korrektur
+# ist die Trainingskurve die des ganzen Batches:
+
+# %%
+base = TrainConfig(
+    seq_len=T, toy_vocab_size=V, n_train_rows=512, n_val_rows=64, d_model=32,
+    mtp="simple", mtp_depth=2, steps=60, warmup_steps=10, batch_size=10, eval_every=20,
+    progress=False,
+)  # fmt: skip
+rows_per_micro_batch = [len(rows) for rows in torch.arange(base.batch_size).tensor_split(3)]
+print("rows per micro-batch:", rows_per_micro_batch)
+assert rows_per_micro_batch == [4, 3, 3]
+runs = {a: train(dataclasses.replace(base, grad_accum=a)) for a in (1, 3)}
+for a, h in runs.items():
+    print(f"grad_accum = {a}: train loss step 1 {h.train_loss[0]:.4f}, step {h.step[-1]} "
+          f"{h.train_loss[-1]:.4f}; val loss {h.val_loss[-1]:.4f}")
+diff_train = max(abs(x - y) for x, y in zip(runs[1].train_loss, runs[3].train_loss))
+diff_val = max(abs(x - y) for x, y in zip(runs[1].val_loss, runs[3].val_loss))
+print(f"max |difference| over {base.steps} steps: train loss < 1e-5: {diff_train < 1e-5}, "
+      f"val loss < 1e-5: {diff_val < 1e-5}")
+assert diff_train < 1e-5 and diff_val < 1e-5
+
+# %%
+fig, ax = plt.subplots(figsize=(7, 3.6))
+for a, h in runs.items():
+    style = dict(ls="-", lw=3, alpha=0.5) if a == 1 else dict(ls="--", lw=1.5)
+    ax.plot(h.step, h.train_loss, color="C0", label=f"training objective (main + MTP), grad_accum = {a}", **style)
+    ax.plot(h.val_step, h.val_loss, "o" if a == 1 else "x", color="C1", ms=9 if a == 1 else 6,
+            label=f"validation loss (main head), grad_accum = {a}")
+ax.set_xlabel("step")
+ax.set_ylabel("loss (nats/token)")
+ax.set_title("full batch vs three unequal micro-batches: the same run")
+ax.legend(fontsize=8)
+fig.tight_layout()
+plt.show()
+
+# %% [markdown] en
+# The two curves lie on top of each other. `tests/test_distributed.py` launches the command above
+# with two processes on the loopback interface and checks that the losses in `history.json`, the
+# gradient norms and the validation metrics on both ranks equal a one-process run on the same global
+# batch.
+#
+# ## Summary
+#
+# * A split batch must be normalised by the count of the **whole** batch: micro-batch (or rank)
+#   $m$ contributes $S_m / N$, its summed loss over the global number of valid targets. Then the
+#   parts add up to the full-batch loss, and their gradients to the full-batch gradient, exactly.
+# * The mean of per-micro-batch means gives a token the weight $1/(M N_m)$ instead of $1/N$. With
+#   2 and 28 targets, a token of the short micro-batch counted 7.5 times its share, the loss was
+#   more than three times too large and the gradient error larger than the gradient itself; only
+#   equal counts make the two recipes agree.
+# * $N$ is known before the first backward pass: count the labels. `LanguageModelingLoss` and
+#   `linear_cross_entropy` take it as `num_items_in_batch`; `MultiTokenPredictionLoss` takes one
+#   count per term, $N_0, N_1, \dots, N_D$, from `count_items`, because every depth has its own
+#   targets.
+# * DDP averages gradients over $W$ ranks, so each rank's loss is $W \cdot S_r / N$. Metrics keep
+#   sums and all-reduce them, never per-rank means.
+# * `aptt_edu.train` with `grad_accum` and under `torchrun` reproduces the full-batch run.
+# %% [markdown] de
+# Die beiden Kurven liegen übereinander. `tests/test_distributed.py` startet den Befehl oben mit
+# zwei Prozessen über die Loopback-Schnittstelle und prüft, dass die Verluste in `history.json`, die
+# Gradientennormen und die Validierungsmetriken auf beiden Ranks mit einem Lauf in einem einzigen
+# Prozess auf demselben globalen Batch übereinstimmen.
+#
+# ## Zusammenfassung
+#
+# * Ein aufgeteilter Batch muss mit der Zahl des **ganzen** Batches normiert werden: Micro-Batch
+#   (oder Rank) $m$ trägt $S_m / N$ bei, seinen summierten Verlust geteilt durch die globale Zahl
+#   gültiger Ziele. Dann ergeben die Teile genau den Verlust des ganzen Batches und ihre Gradienten
+#   genau dessen Gradienten.
+# * Der Mittelwert der Mittelwerte der Micro-Batches gibt einem Token das Gewicht $1/(M N_m)$ statt
+#   $1/N$. Bei 2 und 28 Zielen zählte ein Token des kurzen Micro-Batches 7,5-mal so viel, wie ihm
+#   zusteht, der Verlust war mehr als dreimal zu groß und der Fehler des Gradienten größer als der
+#   Gradient selbst; nur bei gleichen Zahlen stimmen beide Rezepte überein.
+# * $N$ ist vor dem ersten Rückwärtsdurchlauf bekannt: Man zählt die Labels. `LanguageModelingLoss`
+#   und `linear_cross_entropy` nehmen sie als `num_items_in_batch`; `MultiTokenPredictionLoss` nimmt
+#   eine Zahl pro Term, $N_0, N_1, \dots, N_D$, aus `count_items`, denn jede Tiefe hat ihre eigenen
+#   Ziele.
+# * DDP mittelt die Gradienten über $W$ Ranks, also ist der Verlust jedes Ranks $W \cdot S_r / N$.
+#   Metriken speichern Summen und summieren sie per All-Reduce, nie Mittelwerte pro Rank.
+# * `aptt_edu.train` mit `grad_accum` und unter `torchrun` reproduziert den Lauf mit dem ganzen
+#   Batch.
+
+# %% [markdown]
+# **References / Quellen.** Hugging Face (2024). *Fixing Gradient Accumulation* (lysandre, ArthurZ,
+# muellerzr, ydshieh, BenjaminB), https://huggingface.co/blog/gradient_accumulation ·
+# Unsloth (2024). *Bugs in LLM Training — Gradient Accumulation Fix*, https://unsloth.ai/blog/gradient ·
+# huggingface/transformers pull requests #34191 "Fix Gradient Accumulation issue",
+# https://github.com/huggingface/transformers/pull/34191, #34198,
+# https://github.com/huggingface/transformers/pull/34198, and #34283 "Enable Gradient Accumulation
+# fix across all models + trainer fully in forward()",
+# https://github.com/huggingface/transformers/pull/34283 · PyTorch documentation,
+# *DistributedDataParallel* (gradients are averaged across processes; `no_sync`),
+# https://pytorch.org/docs/stable/generated/torch.nn.parallel.DistributedDataParallel.html
