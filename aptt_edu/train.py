@@ -361,7 +361,7 @@ def _chunked_loss(
             )  # fmt: skip
             parts[f"mtp_loss_{k}"] = loss_k
             mtp_sum = mtp_sum + loss_k
-        # as in MultiTokenPredictionLoss: $\mathcal{L}_\text{main} + \lambda/D \sum_k \mathcal{L}^k$
+        # as in MultiTokenPredictionLoss: $\mathcal{L}_\text{main} + w \sum_k \mathcal{L}^k$, w = depth_weight
         total = main + loss_fn.depth_weight * mtp_sum
     parts["total_loss"] = total
     return total, parts
@@ -370,10 +370,11 @@ def _chunked_loss(
 class TrainingObjective(nn.Module):
     """The model and its loss as one module: ``objective(inputs, labels, counts) -> (total, parts)``.
 
-    :class:`~torch.nn.parallel.DistributedDataParallel` synchronises gradients only for what runs
-    inside the ``forward`` of the module it wraps. The chunked loss uses the head's weights outside
-    ``model.forward``, so DDP wraps this module, whose forward is all of :func:`compute_loss`.
-    It holds no parameters of its own.
+    :class:`~torch.nn.parallel.DistributedDataParallel` all-reduces the gradients of a backward
+    pass only when the forward pass went through the DDP wrapper's own ``forward``. The chunked
+    loss never calls ``model.forward`` (it needs the hidden states, not the logits), so DDP wraps
+    this module instead, whose forward is all of :func:`compute_loss` — model *and* loss, on either
+    path. It holds no parameters of its own.
 
     Args:
         model: The model being trained.
