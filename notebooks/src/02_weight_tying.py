@@ -1,5 +1,5 @@
 # %% [markdown] en
-# # 02 — Weight tying: one matrix for the input and the output
+# # 02 · Weight tying: one matrix for the input and the output
 #
 # A language model touches its vocabulary twice. At the bottom, the **embedding** turns each token id
 # into a vector of width $d$; at the top, the **output head** (LM head, unembedding) turns the final
@@ -22,7 +22,7 @@
 # is printed by a cell or checked by an `assert`; numbers quoted from papers and model cards carry
 # their source.
 # %% [markdown] de
-# # 02 — Gewichtsbindung: eine Matrix für Ein- und Ausgabe
+# # 02 · Gewichtsbindung: eine Matrix für Ein- und Ausgabe
 #
 # Ein Sprachmodell hat zweimal mit seinem Vokabular zu tun. Ganz unten macht die **Embedding-Matrix**
 # aus jeder Token-ID einen Vektor der Breite $d$; ganz oben macht die **Ausgabeschicht** (LM-Head)

@@ -1,5 +1,5 @@
 # %% [markdown] en
-# # 06 — Loss normalisation: gradient accumulation and several processes
+# # 06 · Loss normalisation: gradient accumulation and several processes
 #
 # A batch that does not fit into memory at once is split into **micro-batches**: each one is run
 # forward and backward on its own, the gradients add up in `.grad`, and the optimizer steps once
@@ -26,7 +26,7 @@
 # Everything runs on a CPU in well under a minute. Every number in the text is printed by a cell or
 # checked by an `assert`.
 # %% [markdown] de
-# # 06 — Normierung des Verlusts: Gradientenakkumulation und mehrere Prozesse
+# # 06 · Normierung des Verlusts: Gradientenakkumulation und mehrere Prozesse
 #
 # Passt ein Batch nicht auf einmal in den Speicher, teilt man ihn in **Micro-Batches** auf: Jeder
 # läuft für sich vorwärts und rückwärts, die Gradienten summieren sich in `.grad`, und der Optimierer
