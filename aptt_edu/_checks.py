@@ -91,3 +91,18 @@ def check_positive_int(name: str, value: int) -> None:
         raise TypeError(f"{name} must be an int, got {type(value).__name__}")
     if value < 1:
         raise ValueError(f"{name} must be >= 1, got {value}")
+
+
+REDUCTIONS = ("mean", "sum", "none")
+
+
+def check_loss_options(label_smoothing: float, reduction: str) -> None:
+    """The options every cross-entropy in the package shares.
+
+    Raises:
+        ValueError: ``label_smoothing`` outside ``[0, 1]`` or an unknown ``reduction``.
+    """
+    if not 0.0 <= float(label_smoothing) <= 1.0:
+        raise ValueError(f"label_smoothing must lie in [0, 1], got {label_smoothing}")
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")

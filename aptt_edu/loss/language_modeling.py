@@ -20,7 +20,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from aptt_edu._checks import check_labels, check_logits, check_positive_int
+from aptt_edu._checks import (
+    check_labels,
+    check_logits,
+    check_loss_options,
+    check_positive_int,
+)
 from aptt_edu.loss.metrics import PerplexityMetric, TokenAccuracyMetric
 
 __all__ = [
@@ -34,7 +39,6 @@ __all__ = [
 ]
 
 Reduction = Literal["mean", "sum", "none"]
-_REDUCTIONS = ("mean", "sum", "none")
 
 
 def shift_labels(
@@ -167,10 +171,7 @@ class LanguageModelingLoss(nn.Module):
     ) -> None:
         super().__init__()
         check_positive_int("vocab_size", vocab_size)
-        if not 0.0 <= float(label_smoothing) <= 1.0:
-            raise ValueError(f"label_smoothing must lie in [0, 1], got {label_smoothing}")
-        if reduction not in _REDUCTIONS:
-            raise ValueError(f"reduction must be one of {_REDUCTIONS}, got {reduction!r}")
+        check_loss_options(label_smoothing, reduction)
         self.vocab_size = vocab_size
         self.ignore_index = ignore_index
         self.label_smoothing = float(label_smoothing)

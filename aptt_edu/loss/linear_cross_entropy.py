@@ -71,8 +71,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from aptt_edu._checks import check_hidden, check_labels, check_positive_int
-from aptt_edu.loss.language_modeling import _REDUCTIONS, Reduction
+from aptt_edu._checks import check_hidden, check_labels, check_loss_options, check_positive_int
+from aptt_edu.loss.language_modeling import Reduction
 
 __all__ = ["DEFAULT_CHUNK_SIZE", "LinearCrossEntropyLoss", "linear_cross_entropy"]
 
@@ -329,10 +329,7 @@ class _LinearCrossEntropyFunction(torch.autograd.Function):
 
 def _check_options(label_smoothing: float, reduction: str, chunk_size: int) -> None:
     """Validates the scalar options shared by the function and the module."""
-    if not 0.0 <= float(label_smoothing) <= 1.0:
-        raise ValueError(f"label_smoothing must lie in [0, 1], got {label_smoothing}")
-    if reduction not in _REDUCTIONS:
-        raise ValueError(f"reduction must be one of {_REDUCTIONS}, got {reduction!r}")
+    check_loss_options(label_smoothing, reduction)
     check_positive_int("chunk_size", chunk_size)
 
 
