@@ -203,13 +203,14 @@ class LanguageModelingLoss(nn.Module):
         """
         check_logits("logits", logits, self.vocab_size)
         check_labels("labels", labels, tuple(logits.shape[:2]), self.vocab_size, self.ignore_index)
+        labels = labels.long()  # once, here: in uint8 the ignore_index -100 would wrap to 156
         B, T, V = logits.shape
         # Per-position loss $\ell_i$ in fp32. PyTorch's fused kernel computes exactly the formula in
         # the class docstring (see `label_smoothed_cross_entropy_textbook` for the long form); it
         # already returns 0 at ignored positions.
         per_token = F.cross_entropy(
             logits.reshape(B * T, V).float(),  # (B*T, V)
-            labels.reshape(B * T).long(),  # (B*T,)
+            labels.reshape(B * T),  # (B*T,)
             ignore_index=self.ignore_index,
             label_smoothing=self.label_smoothing,
             reduction="none",
@@ -223,7 +224,7 @@ class LanguageModelingLoss(nn.Module):
             return total / num_items_in_batch
         # $\mathcal{L} = \sum_i \ell_i / \max(N_\text{valid}, 1)$: 0/1 = 0 for an all-padding batch,
         # and the gradient of a sum of nothing is 0 — never 0/0 = NaN.
-        n_valid = (labels.long() != self.ignore_index).sum()  # int64: uint8 would wrap -100
+        n_valid = (labels != self.ignore_index).sum()
         return total / n_valid.clamp(min=1)
 
     def extra_repr(self) -> str:

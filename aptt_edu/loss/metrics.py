@@ -79,16 +79,17 @@ class PerplexityMetric(nn.Module):
         self, logits: torch.Tensor, labels: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
         _check_pair(logits, labels, self.ignore_index)
+        labels = labels.long()  # once, here: in uint8 the ignore_index -100 would wrap to 156
         V = logits.shape[-1]
         with torch.no_grad():
             # $\mathrm{NLL}_i = -\log p_{i, y_i}$, 0 at ignored positions
             nll = F.cross_entropy(
                 logits.reshape(-1, V).float(),
-                labels.reshape(-1).long(),
+                labels.reshape(-1),
                 ignore_index=self.ignore_index,
                 reduction="none",
             )
-        return nll.double().sum(), (labels.long() != self.ignore_index).sum()
+        return nll.double().sum(), (labels != self.ignore_index).sum()
 
     def update(self, logits: torch.Tensor, labels: torch.Tensor) -> None:
         """Adds one batch.
@@ -153,10 +154,11 @@ class TokenAccuracyMetric(nn.Module):
                 f"top_k={self.top_k} exceeds the vocabulary size V={logits.shape[-1]} of logits "
                 f"with shape {tuple(logits.shape)}"
             )
+        labels = labels.long()  # once, here: in uint8 the ignore_index -100 would wrap to 156
         with torch.no_grad():
             top = logits.topk(self.top_k, dim=-1).indices  # (B, T, k)
             hit = (top == labels.unsqueeze(-1)).any(dim=-1)  # (B, T)
-            valid = labels.long() != self.ignore_index  # (B, T), int64: uint8 would wrap -100
+            valid = labels != self.ignore_index  # (B, T)
         return (hit & valid).sum(), valid.sum()
 
     def update(self, logits: torch.Tensor, labels: torch.Tensor) -> None:
