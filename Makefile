@@ -44,9 +44,15 @@ browser:
 pytest: setup browser
 	APTT_REQUIRE_BROWSER=1 $(PY) -m pytest -q tests
 
+# Every notebook is a regression test whose compared outputs must be the same on any CPU: run them
+# with this machine's SIMD kernels and again with the portable ones (ATEN_CPU_CAPABILITY=default),
+# so an output that depends on the kernel choice cannot land. Two notebooks at a time (xdist's
+# loadscope keeps the cells of one notebook in one kernel, in order).
+NBVAL := $(PY) -m pytest -q -n 2 --dist loadscope -p no:cacheprovider --nbval \
+	--nbval-sanitize-with notebooks/sanitize.cfg notebooks/en notebooks/de
 nbval: setup
-	@if ls notebooks/*/*.ipynb >/dev/null 2>&1; then \
-	  $(PY) -m pytest -q --nbval notebooks/en notebooks/de --nbval-sanitize-with notebooks/sanitize.cfg -p no:cacheprovider; fi
+	$(NBVAL)
+	ATEN_CPU_CAPABILITY=default $(NBVAL)
 
 test: lint typecheck pytest nbval
 

@@ -1045,7 +1045,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "val_perplexity": hist.val_perplexity[-1],
                 "val_accuracy": hist.val_accuracy[-1],
             }
-            print(f"rank {rank}/{world}: {json.dumps(final)}", flush=True)
+            # one file per rank: lines printed by several processes to one pipe can interleave
+            out.mkdir(parents=True, exist_ok=True)
+            (out / f"final_rank{rank}.json").write_text(json.dumps(final), encoding="utf-8")
         if rank != 0:
             return 0  # rank 0 alone writes the output folder
     finally:
