@@ -182,7 +182,7 @@ for tau in (0.5, 1.0):
 # (D = 1, λ = 0,3) und das DeepSeek-V3-MTP-Modul. Der Validierungsverlust ist immer die einfache
 # Kreuzentropie des Haupt-Heads, sodass jede Kurve mit der Untergrenze $H$ vergleichbar ist.
 
-# %%
+# %% tags=["nbval-ignore-output"]
 import dataclasses
 
 runs = {"baseline": baseline}
@@ -202,8 +202,9 @@ for name, h in runs.items():
 assert runs["baseline"].val_loss[-1] - H < 0.10  # the baseline ends within 0.1 nats of the floor
 assert runs["weight_tying"].n_params == runs["baseline"].n_params - data.vocab_size * cfg.d_model
 assert all(h.val_loss[-1] < math.log(data.vocab_size) for h in runs.values())
-for name in ("mtp", "deepseek_mtp"):  # MTP changes the final loss by ~0.01 nats at most, here
-    assert abs(runs[name].val_loss[-1] - runs["baseline"].val_loss[-1]) < 0.03
+for name in ("mtp", "deepseek_mtp"):  # what this one seeded run shows, reported, not asserted
+    change = runs[name].val_loss[-1] - runs["baseline"].val_loss[-1]
+    print(f"this run: {name} changes the final validation loss by {change:+.3f} nats")
 
 # %% [markdown] en
 # The timing columns of the summary depend on the machine, so this cell's output is not compared by

@@ -589,7 +589,7 @@ assert abs(mean_of_ppls - global_ppl) > 0.1
 # Haupt-Heads, also ungleiche Zahlen —, mit dem einfachen MTP-Head der Tiefe 2. Mit der Korrektur
 # ist die Trainingskurve die des ganzen Batches:
 
-# %%
+# %% tags=["nbval-ignore-output"]
 base = TrainConfig(
     seq_len=T, toy_vocab_size=V, n_train_rows=512, n_val_rows=64, d_model=32,
     mtp="simple", mtp_depth=2, steps=60, warmup_steps=10, batch_size=10, eval_every=20,
