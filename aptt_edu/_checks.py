@@ -35,6 +35,21 @@ def check_logits(name: str, logits: torch.Tensor, vocab_size: int, ndim: int = 3
         )
 
 
+def check_values_here(t: torch.Tensor) -> bool:
+    """Whether a check that *reads tensor values* is free here: eager mode and a CPU tensor.
+
+    Reading a value (``bool(bad.any())``) copies it to the host. On a GPU that is a device -> host
+    synchronisation that stalls the launch queue at every call, and under ``torch.compile`` it is a
+    graph break (``fullgraph=True`` fails). So the label-range check runs only in eager mode on CPU
+    tensors, where it costs one pass over the labels. Elsewhere an out-of-range label is caught by
+    PyTorch itself: on CUDA ``F.cross_entropy``/``gather`` raise a device-side assert
+    (``RuntimeError: CUDA error: device-side assert triggered``, reported asynchronously, at the
+    next synchronising call); a compiled graph on CPU raises an ``IndexError``/``RuntimeError`` from
+    the kernel or reads a wrong value. Shape and dtype checks read no values and run everywhere.
+    """
+    return not torch.compiler.is_compiling() and t.device.type == "cpu"
+
+
 def check_labels(
     name: str,
     labels: torch.Tensor,
@@ -43,6 +58,9 @@ def check_labels(
     ignore_index: int,
 ) -> None:
     """Checks that ``labels`` are integer ids in ``[0, vocab_size)`` or ``ignore_index``.
+
+    The value range is checked only where that needs no host synchronisation (eager mode, CPU
+    tensors; see :func:`check_values_here`); shape and dtype always.
 
     Raises:
         TypeError: ``labels`` is not an integer tensor.
@@ -57,6 +75,8 @@ def check_labels(
             f"{name} must have shape {tuple(expected_shape)} to match the logits, "
             f"got {tuple(labels.shape)}"
         )
+    if not check_values_here(labels):
+        return
     ids = labels.long()  # compare in int64: in int16/uint8, vocab_size or -100 would wrap around
     bad = (ids != ignore_index) & ((ids < 0) | (ids >= vocab_size))
     if bool(bad.any()):
@@ -106,3 +126,31 @@ def check_loss_options(label_smoothing: float, reduction: str) -> None:
         raise ValueError(f"label_smoothing must lie in [0, 1], got {label_smoothing}")
     if reduction not in REDUCTIONS:
         raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
+
+
+def zero_count_as_one(name: str, count: int | float | torch.Tensor) -> int | float | torch.Tensor:
+    """Validates a caller's normaliser (``num_items_in_batch``) and reads a count of 0 as 1.
+
+    **The zero-count rule** of every loss in the package: ``mean = sum / N`` with ``N = 0`` means
+    that no part of the batch has a single target, so every part's sum is 0 and the loss is
+    ``0 / 1 = 0.0`` with zero gradients — the same as the all-padding rule for the call's own count,
+    and never ``0 / 0 = NaN``. (Hugging Face's ``ForCausalLMLoss`` divides by the count as given and
+    returns NaN there.) For a tensor the rule is ``torch.where(N == 0, 1, N)``, which needs no host
+    synchronisation; only Python numbers can be checked for a negative value.
+
+    Raises:
+        TypeError: Neither an int, a float nor a 0-dim tensor (``bool`` is refused).
+        ValueError: A negative Python number.
+    """
+    if isinstance(count, bool) or not isinstance(count, (int, float, torch.Tensor)):
+        raise TypeError(
+            f"{name} must be a count (int, float or 0-dim tensor), got {type(count).__name__}"
+        )
+    if isinstance(count, torch.Tensor):
+        if count.dim() != 0:
+            raise TypeError(f"{name} must be a 0-dim tensor, got shape {tuple(count.shape)}")
+        # $N \leftarrow 1$ where $N = 0$: exact, and no .item()
+        return torch.where(count == 0, torch.ones_like(count), count)
+    if not count >= 0:  # also rejects NaN
+        raise ValueError(f"{name} must be >= 0, got {count}")
+    return 1 if count == 0 else count

@@ -335,7 +335,7 @@ def test_ignore_index_other_than_default() -> None:
         ({"reduction": "avg"}, ValueError, "reduction must be one of"),
         ({"chunk_size": 0}, ValueError, "chunk_size must be >= 1"),
         ({"chunk_size": 2.5}, TypeError, "chunk_size must be an int"),
-        ({"num_items_in_batch": 0}, ValueError, "num_items_in_batch must be > 0"),
+        ({"num_items_in_batch": -1}, ValueError, "num_items_in_batch must be >= 0"),
         ({"num_items_in_batch": "10"}, TypeError, "num_items_in_batch"),
     ],
 )

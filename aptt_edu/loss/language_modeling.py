@@ -25,6 +25,7 @@ from aptt_edu._checks import (
     check_logits,
     check_loss_options,
     check_positive_int,
+    zero_count_as_one,
 )
 from aptt_edu.loss.metrics import PerplexityMetric, TokenAccuracyMetric
 
@@ -192,7 +193,10 @@ class LanguageModelingLoss(nn.Module):
             num_items_in_batch: Optional normaliser for ``reduction='mean'``: the number of valid
                 targets in the *whole* batch this part belongs to (gradient accumulation, several
                 processes). The loss is then ``sum / num_items_in_batch``, so the parts add up to
-                the full-batch mean. ``None`` divides by this call's own valid count.
+                the full-batch mean. A count of 0 (no target anywhere in the batch) is read as 1,
+                so the loss is 0.0 with zero gradients, like an all-padding batch; see
+                :func:`aptt_edu._checks.zero_count_as_one`. ``None`` divides by this call's own
+                valid count.
 
         Returns:
             A scalar fp32 tensor (``'mean'``, ``'sum'``) or an fp32 ``(B, T)`` tensor (``'none'``).
@@ -221,7 +225,9 @@ class LanguageModelingLoss(nn.Module):
         if self.reduction == "sum":
             return total
         if num_items_in_batch is not None:
-            return total / num_items_in_batch
+            # $\mathcal{L} = \sum_i \ell_i / N$ with the whole batch's $N$ (0 read as 1, see
+            # `zero_count_as_one`)
+            return total / zero_count_as_one("num_items_in_batch", num_items_in_batch)
         # $\mathcal{L} = \sum_i \ell_i / \max(N_\text{valid}, 1)$: 0/1 = 0 for an all-padding batch,
         # and the gradient of a sum of nothing is 0 — never 0/0 = NaN.
         n_valid = (labels != self.ignore_index).sum()
@@ -456,8 +462,6 @@ class MultiTokenPredictionLoss(nn.Module):
                     f"D+1 counts or a (D+1,) tensor; got {type(n).__name__} "
                     f"{tuple(n.shape) if isinstance(n, torch.Tensor) else repr(n)}"
                 )
-            if isinstance(n, int) and n < 0:
-                raise ValueError(f"counts in num_items_in_batch must be >= 0, got {n}")
         if single and with_mtp:  # one count, but D + 1 terms
             raise ValueError(
                 "num_items_in_batch: one count fits only the main term, but each MTP depth k has "
@@ -470,8 +474,13 @@ class MultiTokenPredictionLoss(nn.Module):
                 f"{n_terms - 1}), got {len(counts)}"
             )
         # A count of 0: no part has a target of this term, every part's sum is 0 -> 0/1 = 0.
+        # One rule for every loss of the package: `zero_count_as_one` (also the negative check).
         out: list[int | torch.Tensor | None] = [
-            max(n, 1) if isinstance(n, int) else cast(torch.Tensor, n).clamp(min=1) for n in counts
+            cast(
+                int | torch.Tensor,
+                zero_count_as_one("counts in num_items_in_batch", cast(int | torch.Tensor, n)),
+            )
+            for n in counts
         ]
         return out + [None] * (n_terms - len(out))  # one count: the unused depths get None
 

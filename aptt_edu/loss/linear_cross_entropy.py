@@ -71,7 +71,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from aptt_edu._checks import check_hidden, check_labels, check_loss_options, check_positive_int
+from aptt_edu._checks import (
+    check_hidden,
+    check_labels,
+    check_loss_options,
+    check_positive_int,
+    zero_count_as_one,
+)
 from aptt_edu.loss.language_modeling import Reduction
 
 __all__ = ["DEFAULT_CHUNK_SIZE", "LinearCrossEntropyLoss", "linear_cross_entropy"]
@@ -404,7 +410,8 @@ def linear_cross_entropy(
             ``'sum'``, or ``'none'`` for a ``(B, T)`` tensor that is 0 at ignored positions.
         chunk_size: Tokens per chunk; peak extra memory is about ``chunk_size * V * 4`` bytes.
         num_items_in_batch: For ``'mean'``: divide the sum by this count instead of this call's
-            own number of valid targets (gradient accumulation), as in ``LanguageModelingLoss``.
+            own number of valid targets (gradient accumulation), as in ``LanguageModelingLoss``;
+            a count of 0 is read as 1 (loss 0.0, zero gradients).
 
     Returns:
         A scalar fp32 tensor (``'mean'``, ``'sum'``) or an fp32 ``(B, T)`` tensor (``'none'``);
@@ -443,16 +450,9 @@ def linear_cross_entropy(
 
     # The normaliser of 'mean': $\max(N_\text{valid}, 1)$, or the caller's count; 1 for 'sum'.
     if reduction == "mean" and num_items_in_batch is not None:
-        if isinstance(num_items_in_batch, bool) or not isinstance(
-            num_items_in_batch, (int, float, torch.Tensor)
-        ):
-            raise TypeError(
-                "num_items_in_batch must be an int, a float or a tensor, got "
-                f"{type(num_items_in_batch).__name__}"
-            )
-        if not isinstance(num_items_in_batch, torch.Tensor) and not num_items_in_batch > 0:
-            raise ValueError(f"num_items_in_batch must be > 0, got {num_items_in_batch}")
-        denominator = torch.as_tensor(num_items_in_batch, dtype=acc, device=device)
+        # 0 is read as 1 (loss 0.0, zero gradients), as in LanguageModelingLoss
+        count = zero_count_as_one("num_items_in_batch", num_items_in_batch)
+        denominator = torch.as_tensor(count, dtype=acc, device=device)
     elif reduction == "mean":
         denominator = (labels_flat != ignore_index).sum().clamp(min=1).to(acc)
     else:
