@@ -43,3 +43,15 @@ def test_errors() -> None:
         GPT(GPTConfig(mtp="simple")).generate(
             torch.zeros(1, 1, dtype=torch.int64), 2, speculative=True
         )
+
+
+@pytest.mark.parametrize("mtp", ["simple", "deepseek"])
+def test_trained_model_lossless_and_accepts(mtp: str) -> None:
+    from aptt_edu.train import TrainConfig, train
+
+    model = train(TrainConfig(steps=60, mtp=mtp, progress=False, eval_every=60)).model  # type: ignore[arg-type]
+    assert model is not None
+    idx = torch.randint(0, 16, (4, 3), generator=torch.Generator().manual_seed(1))
+    spec, st = generate_speculative(model, idx, 40)
+    assert torch.equal(spec, model.generate(idx, 40, temperature=0))
+    assert 0 < st.acceptance_rate <= 1 and st.forward_passes < st.new_tokens
