@@ -23,13 +23,13 @@ property of the *loss*, not of the model, so it is not configured here.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, cast
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from aptt_edu.heads.deepseek_mtp import DeepSeekMTP
+from aptt_edu.heads.deepseek_mtp import DeepSeekMTP, MTPModule
 from aptt_edu.heads.language_modeling import CombinedLMHead
 from aptt_edu.layers import Block, RMSNorm
 
@@ -152,12 +152,39 @@ class GPT(nn.Module):
         return main_logits, mtp_logits
 
     @torch.no_grad()
+    def draft_tokens(self, h: torch.Tensor, ids: torch.Tensor) -> list[int]:
+        """Greedy MTP drafts after the last position, in any mode (speculative decoding).
+
+        Args:
+            h: ``(1, P, d)`` trunk hidden states of the first ``P`` positions.
+            ids: ``(1, P + 1)`` ids: those positions and the main model's token after them.
+
+        Returns:
+            ``D`` draft ids: depth ``k``'s guess of the token ``k`` steps after ``ids[:, -1]``.
+        """
+        drafts: list[int] = []
+        if self.head.mtp_head is not None:  # simple head: depth k reads the same h_P
+            hn = self.norm(h[:, -1:])  # (1, 1, d)
+            for head in self.head.mtp_head.heads:
+                drafts.append(int(head(hn).argmax()))
+        elif self.mtp is not None:  # DeepSeek chain: depth k reads h^{k-1} and t_{i+k}
+            P = h.shape[1]
+            for k, module in enumerate(cast(list[MTPModule], self.mtp.depths), start=1):
+                emb = self.tok_emb(ids[:, k : k + P])  # (1, P, d), last = newest token/draft
+                h = module(h, emb)  # (1, P, d)
+                tok = int(self.head.lm_head(module.norm_out(h[:, -1:])).argmax())
+                drafts.append(tok)
+                ids = torch.cat([ids, ids.new_tensor([[tok]])], dim=1)
+        return drafts
+
+    @torch.no_grad()
     def generate(
         self,
         idx: torch.Tensor,
         max_new_tokens: int,
         temperature: float = 1.0,
         generator: torch.Generator | None = None,
+        speculative: bool = False,
     ) -> torch.Tensor:
         r"""Extends each row of ``idx`` by ``max_new_tokens`` tokens, one at a time.
 
@@ -170,12 +197,24 @@ class GPT(nn.Module):
             temperature: ``0`` picks the most likely token (greedy); otherwise samples from
                 :math:`\mathrm{softmax}(z / \tau)`: below 1 sharper, above 1 flatter.
             generator: Seeded randomness for sampling, for reproducible output.
+            speculative: Greedy self-speculative decoding with the MTP drafts
+                (:func:`aptt_edu.speculative.generate_speculative`): the same ids as
+                ``temperature=0``; its counters are stored in ``self.last_speculative_stats``.
 
         Returns:
             ``(B, T0 + max_new_tokens)`` token ids.
         """
         if temperature < 0:
             raise ValueError(f"temperature must be >= 0, got {temperature}")
+        if speculative:
+            if temperature != 0:
+                raise ValueError(
+                    f"speculative=True is greedy: temperature must be 0, got {temperature}"
+                )
+            from aptt_edu.speculative import generate_speculative
+
+            out, self.last_speculative_stats = generate_speculative(self, idx, max_new_tokens)
+            return out
         was_training = self.training
         self.eval()
         for _ in range(max_new_tokens):
