@@ -97,6 +97,17 @@ class GPT(nn.Module):
             # After init: the head's weight *becomes* the embedding's Parameter (one tensor).
             self.head.lm_head.tie_embedding_weights(self.tok_emb)
 
+    def tie_weights(self) -> None:
+        """Ties the main head to the input embedding again (no-op without ``tie_weights``).
+
+        Needed after re-materialising parameters, e.g. a model built under
+        ``torch.device("meta")`` and moved with ``to_empty(device=...)``: that gives the embedding
+        and the head two separate new tensors (``model.head.lm_head.is_tied`` then says False).
+        Call it before initialising or loading weights, like Hugging Face's ``tie_weights()``.
+        """
+        if self.config.tie_weights:
+            self.head.lm_head.tie_embedding_weights(self.tok_emb)
+
     def _init_weights(self) -> None:
         """GPT-2's init: every matrix ~ N(0, 0.02²), norm gains stay 1.
 

@@ -263,3 +263,29 @@ def test_combined_needs_more_positions_than_depth() -> None:
     head.eval()
     main, _ = head(torch.randn(2, 3, D_MODEL))  # in eval mode MTP is not needed, so T=3 is fine
     assert main.shape == (2, 3, V)
+
+
+def test_tie_after_meta_device_init_and_retie() -> None:
+    """``to_empty()`` breaks the tie; ``is_tied`` says so, and ``retie``/``tie_weights`` restore it."""
+    import copy
+
+    from aptt_edu.model import GPT, GPTConfig
+
+    cfg = GPTConfig(vocab_size=11, block_size=8, d_model=8, n_layer=1, n_head=2, tie_weights=True)
+    with torch.device("meta"):
+        model = GPT(cfg)
+    assert model.head.lm_head.is_tied
+    model = model.to_empty(device="cpu")
+    assert model.head.lm_head.weight is not model.tok_emb.weight
+    assert not model.head.lm_head.is_tied  # tells the truth
+    model.tie_weights()
+    assert model.head.lm_head.weight is model.tok_emb.weight and model.head.lm_head.is_tied
+    # the head-level re-tie, and a deepcopy stays tied to its own embedding
+    model = model.to_empty(device="cpu")
+    model.head.lm_head.retie()
+    assert model.head.lm_head.weight is model.tok_emb.weight
+    twin = copy.deepcopy(model)
+    assert twin.head.lm_head.is_tied and twin.head.lm_head.weight is twin.tok_emb.weight
+    assert twin.head.lm_head.weight is not model.tok_emb.weight
+    with pytest.raises(RuntimeError, match="tie_embedding_weights"):
+        LanguageModelingHead(8, 11).retie()

@@ -357,3 +357,28 @@ def test_module_rejects_bad_config_and_wrong_vocab() -> None:
     hidden, weight, _, labels = _inputs()
     with pytest.raises(ValueError, match=r"vocab_size=36"):
         LinearCrossEntropyLoss(36)(hidden, weight, labels)
+
+
+def test_no_weight_sized_gradient_stays_alive_after_backward() -> None:
+    """After ``backward()`` the graph of a still-referenced loss holds no (V, d) gradient."""
+    import gc
+    import weakref
+
+    V, d = 37, 8
+    hidden = torch.randn(2, 5, d, requires_grad=True)
+    weight = torch.randn(V, d, requires_grad=True)
+    labels = torch.randint(0, V, (2, 5))
+    alive: list[weakref.ref[torch.Tensor]] = []
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        if tuple(t.shape) == (V, d) and t is not weight:
+            alive.append(weakref.ref(t))
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        loss = linear_cross_entropy(hidden, weight, labels, chunk_size=3)
+    assert alive, "the forward pass saves the (V, d) weight gradient for backward"
+    loss.backward()
+    gc.collect()
+    assert all(r() is None for r in alive), "a (V, d) gradient buffer outlived backward()"
+    assert weight.grad is not None and loss.requires_grad  # the loss is still referenced

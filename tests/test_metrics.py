@@ -196,3 +196,41 @@ def test_uint8_labels_count_id_156_as_a_token() -> None:
     for metric in (PerplexityMetric(), TokenAccuracyMetric(top_k=100)):
         torch.testing.assert_close(metric(logits, labels.to(torch.uint8)), metric(logits, labels))
     assert TokenAccuracyMetric(top_k=200)(logits, labels.to(torch.uint8)).item() == 1.0
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float64])
+def test_states_keep_their_precision_through_module_casts(dtype: torch.dtype) -> None:
+    """A metric inside a model that is cast with ``.half()`` etc. still sums in fp64 / int64."""
+    g = torch.Generator().manual_seed(0)
+    batches = [
+        (torch.randn(4, 64, 50, generator=g) * 3, torch.randint(0, 50, (4, 64), generator=g))
+        for _ in range(20)
+    ]  # 5,120 tokens: an fp16 NLL sum would pass 65,504 and overflow
+    ref_ppl, ref_acc = PerplexityMetric(), TokenAccuracyMetric(top_k=2)
+    holder = torch.nn.ModuleDict(
+        {
+            "ppl": PerplexityMetric(),
+            "acc": TokenAccuracyMetric(top_k=2),
+            "lin": torch.nn.Linear(2, 2),
+        }
+    )
+    holder.ppl.update(*batches[0])  # state before the cast must survive it exactly
+    holder = holder.to(dtype)
+    assert holder.lin.weight.dtype == dtype  # the cast did happen
+    for logits, labels in batches[1:]:
+        holder.ppl.update(logits, labels)
+        holder.acc.update(logits, labels)
+    for logits, labels in batches:
+        ref_ppl.update(logits, labels)
+    for logits, labels in batches[1:]:
+        ref_acc.update(logits, labels)
+    assert holder.ppl.nll_sum.dtype == torch.float64
+    assert holder.ppl.token_count.dtype == torch.int64
+    assert holder.acc.correct.dtype == torch.int64
+    assert torch.equal(holder.ppl.compute(), ref_ppl.compute())
+    assert torch.equal(holder.acc.compute(), ref_acc.compute())
+    # .half() directly on the metric, and moving to the meta device and back with to_empty
+    m = PerplexityMetric().half()
+    assert m.nll_sum.dtype == torch.float64
+    m = PerplexityMetric().to("meta").to_empty(device="cpu")
+    assert m.nll_sum.dtype == torch.float64 and m.nll_sum.device.type == "cpu"

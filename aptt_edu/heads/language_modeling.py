@@ -61,8 +61,30 @@ class LanguageModelingHead(nn.Module):
 
     @property
     def is_tied(self) -> bool:
-        """Whether :meth:`tie_embedding_weights` has made the weight an embedding's weight."""
-        return bool(getattr(self, "_tied_to_embedding", False))
+        """Whether the weight *is* (right now) the weight of the embedding it was tied to.
+
+        A check of identity, not a flag: re-materialising parameters (``to_empty()`` after building
+        on the ``meta`` device, or a cast with
+        ``torch.__future__.set_overwrite_module_params_on_conversion(True)``) gives the head and the
+        embedding two separate new Parameters; ``is_tied`` is then False and :meth:`retie` ties
+        them again.
+        """
+        embedding = self.__dict__.get("_tied_embedding")
+        return embedding is not None and self.weight is embedding.weight
+
+    def retie(self) -> None:
+        """Ties the weight again to the embedding of the last :meth:`tie_embedding_weights`.
+
+        Call it after ``model.to_empty(device=...)`` (meta-device init) and before initialising or
+        loading weights — like Hugging Face's ``model.tie_weights()``.
+
+        Raises:
+            RuntimeError: :meth:`tie_embedding_weights` was never called.
+        """
+        embedding = self.__dict__.get("_tied_embedding")
+        if embedding is None:
+            raise RuntimeError("retie(): call tie_embedding_weights(embedding) first")
+        self.tie_embedding_weights(embedding)
 
     def tie_embedding_weights(self, embedding: nn.Embedding) -> None:
         """Makes ``self.weight`` the very same ``nn.Parameter`` as ``embedding.weight``.
@@ -84,7 +106,9 @@ class LanguageModelingHead(nn.Module):
             )
         # Not a copy: one Parameter object, registered under two names.
         self.weight = cast(nn.Parameter, embedding.weight)
-        self._tied_to_embedding = True
+        # Remembered outside nn.Module's registries (not a submodule, not in state_dict); a plain
+        # reference, so deepcopy/pickle carry it over to the copy's own embedding.
+        self.__dict__["_tied_embedding"] = embedding
 
     def forward(self, hidden: torch.Tensor) -> torch.Tensor:
         """Scores every vocabulary entry at every position.

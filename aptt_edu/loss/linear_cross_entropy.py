@@ -283,7 +283,10 @@ class _LinearCrossEntropyFunction(torch.autograd.Function):
             ctx.chunk_size = chunk_size
             ctx.save_for_backward(hidden, weight, bias, labels)
             return per_token  # (N,)
-        ctx.grads, ctx.denominator = (grad_h, grad_w, grad_b), denominator
+        # Saved through save_for_backward, not as ctx attributes: autograd frees saved tensors
+        # after the backward pass (unless retain_graph=True), so the (V, d) gradient does not stay
+        # alive for as long as the loss tensor is referenced.
+        ctx.save_for_backward(grad_h, grad_w, grad_b, denominator)
         # $\mathcal{L} = \frac{1}{\mathrm{denominator}} \sum_i \ell_i$ (the denominator is 1 for 'sum')
         return per_token.sum() / denominator
 
@@ -315,8 +318,8 @@ class _LinearCrossEntropyFunction(torch.autograd.Function):
             # Chain rule with the scalar upstream gradient $g = \partial\,\text{total}/\partial\mathcal{L}$:
             # every stored gradient is multiplied by $g / \text{denominator}$. New tensors, so the
             # stored ones stay intact for a second backward (retain_graph=True, gradcheck).
-            grad_h, grad_w, grad_b = ctx.grads
-            scale = grad_output / ctx.denominator  # ()
+            grad_h, grad_w, grad_b, denominator = ctx.saved_tensors
+            scale = grad_output / denominator  # ()
             grad_h = None if grad_h is None else grad_h * scale.to(grad_h.dtype)  # (N, d)
             grad_w = None if grad_w is None else grad_w * scale  # (V, d)
             grad_b = None if grad_b is None else grad_b * scale  # (V,)

@@ -21,6 +21,8 @@ every rank returns the global value.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
@@ -39,6 +41,29 @@ def _synced(t: torch.Tensor) -> torch.Tensor:
     return t
 
 
+class _FixedPrecisionStates(nn.Module):
+    """A module whose state buffers keep their dtype through ``.half()``, ``.to(dtype)``, ….
+
+    The sums must stay fp64/int64 whatever the model around the metric is cast to: an fp16 sum of
+    NLLs overflows to ``inf`` after a few thousand tokens, a bf16 one loses every digit past the
+    third. Module casts go through :meth:`nn.Module._apply`; this override lets them move the
+    states to another *device* but restores the original tensor's dtype and values (torchmetrics
+    keeps its states out of the casts in the same spirit).
+    """
+
+    _fixed_states: tuple[str, ...] = ()
+
+    def _apply(self, fn: Any, recurse: bool = True) -> Any:
+        before = {name: self._buffers[name] for name in self._fixed_states}
+        out = super()._apply(fn, recurse)  # type: ignore[no-untyped-call]
+        for name, old in before.items():
+            new = self._buffers[name]
+            if old is not None and new is not None and new.dtype != old.dtype:
+                # keep the device the cast chose, but the old dtype and the old (exact) values
+                self._buffers[name] = old.to(device=new.device)
+        return out
+
+
 def _check_pair(logits: torch.Tensor, labels: torch.Tensor, ignore_index: int) -> None:
     """Validates ``(B, T, V)`` logits and matching ``(B, T)`` labels for a metric."""
     if not isinstance(logits, torch.Tensor) or logits.dim() != 3:
@@ -50,12 +75,13 @@ def _check_pair(logits: torch.Tensor, labels: torch.Tensor, ignore_index: int) -
     check_labels("labels", labels, tuple(logits.shape[:2]), V, ignore_index)
 
 
-class PerplexityMetric(nn.Module):
+class PerplexityMetric(_FixedPrecisionStates):
     r"""Perplexity :math:`\exp\big(\frac{1}{N}\sum_i -\log p_{i,y_i}\big)` over the valid tokens.
 
     Equals ``torchmetrics.text.Perplexity(ignore_index=...)`` on the same inputs (tested). The NLL
-    is computed in fp32 and summed in fp64, so long evaluations do not lose digits. With no valid
-    token the value is undefined and ``nan`` is returned, as torchmetrics does.
+    is computed in fp32 and summed in fp64, so long evaluations do not lose digits; the sum stays
+    fp64 when the metric (or a model holding it) is cast with ``.half()`` or ``.to(dtype)``. With no
+    valid token the value is undefined and ``nan`` is returned, as torchmetrics does.
 
     Args:
         ignore_index: Label value that marks positions to skip.
@@ -68,6 +94,7 @@ class PerplexityMetric(nn.Module):
 
     nll_sum: torch.Tensor
     token_count: torch.Tensor
+    _fixed_states = ("nll_sum", "token_count")  # fp64 / int64 through .half(), .to(dtype)
 
     def __init__(self, ignore_index: int = -100) -> None:
         super().__init__()
@@ -122,7 +149,7 @@ class PerplexityMetric(nn.Module):
         return torch.exp(nll / n)
 
 
-class TokenAccuracyMetric(nn.Module):
+class TokenAccuracyMetric(_FixedPrecisionStates):
     """Fraction of valid positions whose label is among the ``top_k`` highest logits.
 
     Equals torchmetrics' ``MulticlassAccuracy(num_classes=V, top_k=k, average='micro')`` on the
@@ -136,6 +163,7 @@ class TokenAccuracyMetric(nn.Module):
 
     correct: torch.Tensor
     token_count: torch.Tensor
+    _fixed_states = ("correct", "token_count")  # int64 through any module cast
 
     def __init__(self, ignore_index: int = -100, top_k: int = 1) -> None:
         super().__init__()
