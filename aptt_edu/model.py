@@ -109,7 +109,10 @@ class GPT(nn.Module):
             self.head.lm_head.tie_embedding_weights(self.tok_emb)
 
     def _init_weights(self) -> None:
-        """GPT-2's init: every matrix ~ N(0, 0.02²), norm gains stay 1.
+        r"""GPT-2-style init: every matrix ~ N(0, 0.02²), norm gains stay 1.
+
+        GPT-2 additionally scales the residual projections by :math:`1/\sqrt{2L}` (Radford et al.
+        2019, §2.3); not done here, where the trunk has one or two blocks.
 
         The same scale for embedding and head, so tying starts from a sensible point (PyTorch's
         default N(0, 1) embedding would give logits of size ~sqrt(d) when used as the head).
@@ -153,12 +156,13 @@ class GPT(nn.Module):
             ``(main_logits, mtp_logits)``: ``(B, T, V)`` and, in training mode with ``mtp`` not
             ``"none"``, a list of ``D`` tensors ``(B, T-k, V)`` for depth ``k = 1..D``; else ``None``.
         """
-        h = self.trunk(idx)  # (B, T, d)
+        h = self.norm(self.trunk(idx))  # (B, T, d), the tensor every head reads
         # CombinedLMHead: main head, plus the simple MTP head when mtp == "simple" and training
-        main_logits, mtp_logits = self.head(self.norm(h))  # (B, T, V), [(B, T-k, V)] or None
+        main_logits, mtp_logits = self.head(h)  # (B, T, V), [(B, T-k, V)] or None
         if self.mtp is not None and self.training:
-            # DeepSeek-V3 §2.2: the chain of MTP modules starts from the trunk's h^0 (its own
-            # RMSNorm inside) and shares our embedding and output head — passed in, not copied.
+            # DeepSeek-V3 §2.2: the chain of MTP modules starts from h^0 after the final norm (as
+            # Megatron-LM and vLLM feed DeepSeek's MTP layer) and shares our embedding and output
+            # head — passed in, not copied.
             mtp_logits = self.mtp(h, idx, self.tok_emb, self.head.lm_head)  # [(B, T-k, V)]
         return main_logits, mtp_logits
 
@@ -174,16 +178,16 @@ class GPT(nn.Module):
             ``D`` draft ids: depth ``k``'s guess of the token ``k`` steps after ``ids[:, -1]``.
         """
         drafts: list[int] = []
+        h = self.norm(h)  # (1, P, d), the tensor the heads read in forward
         if self.head.mtp_head is not None:  # simple head: depth k reads the same h_P
-            hn = self.norm(h[:, -1:])  # (1, 1, d)
             for head in self.head.mtp_head.heads:
-                drafts.append(int(head(hn).argmax()))
+                drafts.append(int(head(h[:, -1:]).argmax()))
         elif self.mtp is not None:  # DeepSeek chain: depth k reads h^{k-1} and t_{i+k}
             P = h.shape[1]
             for k, module in enumerate(cast(list[MTPModule], self.mtp.depths), start=1):
                 emb = self.tok_emb(ids[:, k : k + P])  # (1, P, d), last = newest token/draft
-                h = module(h, emb)  # (1, P, d)
-                tok = int(self.head.lm_head(module.norm_out(h[:, -1:])).argmax())
+                h = module.shared_head.norm(module(h, emb))  # (1, P, d), normed as in forward
+                tok = int(self.head.lm_head(h[:, -1:]).argmax())
                 drafts.append(tok)
                 ids = torch.cat([ids, ids.new_tensor([[tok]])], dim=1)
         return drafts

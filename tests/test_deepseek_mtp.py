@@ -130,7 +130,7 @@ def test_depths_form_a_causal_chain() -> None:
         base = run(trunk, mtp, ids)
         for k_perturbed, k_affected, k_unaffected in [(1, 2, None), (2, None, 1)]:
             other = copy.deepcopy(mtp)
-            other.depths[k_perturbed - 1].proj.weight.add_(0.5)
+            other.depths[k_perturbed - 1].eh_proj.weight.add_(0.5)
             new = run(trunk, other, ids)
             if k_affected is not None:
                 assert (new[k_affected - 1] - base[k_affected - 1]).abs().max() > 1e-3
@@ -155,12 +155,14 @@ def test_equations_21_to_23_by_hand() -> None:
     expected, h = [], h0
     for k, m in enumerate(mtp.depths, start=1):
         e = trunk.embedding.weight[ids[:, k:]]  # (B, T-k, d): Emb(t_{i+k})
-        # Eq. 21: $h'^k_i = M_k [\mathrm{RMSNorm}(h^{k-1}_i); \mathrm{RMSNorm}(\mathrm{Emb}(t_{i+k}))]$
-        cat = torch.cat([rms(h[:, : T - k], m.hnorm.weight), rms(e, m.enorm.weight)], dim=-1)
-        h_prime = cat @ m.proj.weight.T  # (B, T-k, d)
-        h = m.block(h_prime)  # Eq. 22, (B, T-k, d)
-        # Eq. 23: $P^k = \mathrm{OutHead}(h^k)$, with the depth's own final norm first
-        expected.append(rms(h, m.norm_out.weight) @ trunk.head.weight.T)  # (B, T-k, V)
+        # Eq. 21 in the released order, embedding first:
+        # $h'^k_i = M_k [\mathrm{RMSNorm}(\mathrm{Emb}(t_{i+k})); \mathrm{RMSNorm}(h^{k-1}_i)]$
+        cat = torch.cat([rms(e, m.enorm.weight), rms(h[:, : T - k], m.hnorm.weight)], dim=-1)
+        h_prime = cat @ m.eh_proj.weight.T  # (B, T-k, d)
+        # Eq. 22, then the depth's own final norm; the normed state feeds depth k+1 and the head
+        h = rms(m.block(h_prime), m.shared_head.norm.weight)  # (B, T-k, d)
+        # Eq. 23: $P^k = \mathrm{OutHead}(h^k)$
+        expected.append(h @ trunk.head.weight.T)  # (B, T-k, V)
 
     for got, want in zip(run(trunk, mtp, ids), expected, strict=True):
         torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
@@ -192,3 +194,93 @@ def test_plugs_into_the_mtp_loss_and_learns() -> None:
     assert first["total_loss"] == pytest.approx(expected_total, rel=1e-6)
     for name in first:
         assert last[name] < 0.7 * first[name], (name, first[name], last[name])
+
+
+def _rms(x: torch.Tensor, g: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
+    return x / torch.sqrt((x * x).mean(-1, keepdim=True) + eps) * g
+
+
+def test_equals_the_serving_engines_glue() -> None:
+    """The glue as Megatron-LM and vLLM write it around DeepSeek's MTP layer, re-implemented from
+    their code: ids rolled left with 0-fill over all T positions (Megatron's ``roll_tensor``),
+    ``eh_proj(cat([enorm(emb), hnorm(prev)]))``, the block, ``shared_head.norm``, the shared head,
+    the normed output carried to the next depth. The valid ``T-k`` positions must agree."""
+    trunk, mtp = Trunk(), DeepSeekMTP(D_MODEL, N_HEADS, mtp_depth=3)
+    with torch.no_grad():
+        for p in mtp.parameters():
+            p.add_(0.1 * torch.randn_like(p))
+        ids = torch.randint(0, V, (B, T))
+        h0 = trunk(ids)
+        got = mtp(h0, ids, trunk.embedding, trunk.head)
+        rolled, prev = ids.clone(), h0
+        for k, m in enumerate(mtp.depths, start=1):
+            rolled = torch.roll(rolled, -1, dims=1)
+            rolled[:, -1] = 0  # roll_tensor's fill
+            emb = trunk.embedding(rolled)  # (B, T, d): slot i holds Emb(t_{i+k})
+            x = torch.cat([_rms(emb, m.enorm.weight), _rms(prev, m.hnorm.weight)], dim=-1)
+            prev = _rms(m.block(x @ m.eh_proj.weight.T), m.shared_head.norm.weight)  # (B, T, d)
+            want = prev @ trunk.head.weight.T  # (B, T, V)
+            torch.testing.assert_close(got[k - 1], want[:, : T - k], rtol=1e-5, atol=1e-5)
+
+
+def test_paper_order_is_the_released_order_with_swapped_halves() -> None:
+    """Eq. 21 as printed puts h first; the released ``eh_proj`` takes the embedding first. The two
+    are one model: ``W_paper = cat([W[:, d:], W[:, :d]], 1)``. Without the swap the results differ,
+    so this test also fails if the module's order changes."""
+    m = DeepSeekMTP(D_MODEL, N_HEADS, mtp_depth=1).depths[0]
+    h, e = torch.randn(B, T, D_MODEL), torch.randn(B, T, D_MODEL)
+    d = D_MODEL
+    w = m.eh_proj.weight
+    w_paper = torch.cat([w[:, d:], w[:, :d]], dim=1)
+    with torch.no_grad():
+        released = m.eh_proj(torch.cat([m.enorm(e), m.hnorm(h)], dim=-1))
+        paper = torch.cat([m.hnorm(h), m.enorm(e)], dim=-1) @ w_paper.T
+        torch.testing.assert_close(m(h, e), m.block(released))
+        torch.testing.assert_close(paper, released)
+        unswapped = torch.cat([m.hnorm(h), m.enorm(e)], dim=-1) @ w.T
+        assert (unswapped - released).abs().max() > 1e-2
+
+
+def test_parameter_names_and_shapes_match_deepseek_v3s_checkpoint() -> None:
+    """At DeepSeek-V3's size (``hidden_size`` 7168, config.json), built on the meta device (no
+    memory), the norms and the projection carry the names and shapes of ``model.layers.61.*`` in
+    the released checkpoint (README_WEIGHTS.md; vLLM's and SGLang's loaders use the same names)."""
+    d = 7168
+    with torch.device("meta"):
+        mtp = DeepSeekMTP(d, n_heads=56, mtp_depth=1)
+    shapes = {k: tuple(v.shape) for k, v in mtp.state_dict().items()}
+    released = {  # model.layers.61.<name>: shape
+        "enorm.weight": (d,),
+        "hnorm.weight": (d,),
+        "eh_proj.weight": (d, 2 * d),
+        "shared_head.norm.weight": (d,),
+    }
+    for name, shape in released.items():
+        assert shapes[f"depths.0.{name}"] == shape, name
+    # the rest is TRM_k (DeepSeek's decoder layer has other parts: MLA and MoE)
+    parts = {k.split(".")[2] for k in shapes}
+    assert parts == {"enorm", "hnorm", "eh_proj", "shared_head", "block"}
+
+
+def test_gpt_feeds_depth_one_the_normed_hidden_state() -> None:
+    """``GPT(mtp="deepseek")`` hands its MTP chain the hidden state after the final RMSNorm, the
+    tensor its own head reads (as Megatron-LM and vLLM do): with the final norm's gain changed,
+    the pre-norm feed gives other logits."""
+    from aptt_edu.model import GPT, GPTConfig
+
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(vocab_size=V, block_size=T, d_model=D_MODEL, mtp="deepseek", mtp_depth=2))
+    assert model.mtp is not None
+    with torch.no_grad():
+        model.norm.weight.add_(0.5 * torch.randn_like(model.norm.weight))
+    idx = torch.randint(0, V, (B, T))
+    model.train()
+    _, got = model(idx)
+    assert got is not None
+    with torch.no_grad():
+        h = model.trunk(idx)
+        post = model.mtp(model.norm(h), idx, model.tok_emb, model.head.lm_head)
+        pre = model.mtp(h, idx, model.tok_emb, model.head.lm_head)
+    for g, p, q in zip(got, post, pre, strict=True):
+        torch.testing.assert_close(g, p, rtol=0, atol=0)
+        assert (g - q).abs().max() > 1e-3
