@@ -30,8 +30,9 @@ found by power iteration (:meth:`ToyLanguage.stationary`). Then
     \qquad H(p) = -\sum_x p(x) \log p(x),
 
 because the past beyond the last two tokens adds no information (Cover & Thomas, *Elements of
-Information Theory*, Thm. 4.2.4). Predicting **two** tokens ahead from the same past — the depth-1
-target of the simple MTP head — must average over the unseen token :math:`x` in between:
+Information Theory*, 2nd ed. 2006, §4.2, the entropy rate of a stationary Markov chain). Predicting
+**two** tokens ahead from the same past — the depth-1 target of the simple MTP head — must average
+over the unseen token :math:`x` in between:
 
 .. math::
     H_2 = H(t_{i+2} \mid t_{\le i}) = \sum_{a, b} \pi(a, b)\,

@@ -865,7 +865,7 @@ def summary_markdown(histories: dict[str, History], wall_s: float | None = None)
         "**Time:** *fwd+bwd time vs first* is the wall time of one forward + backward pass on the "
         "same batch, divided by the first variant's: the fastest of 30 rounds in which the "
         "variants are timed in turn, so that load from other programs hits them alike. This is "
-        "what the seed's claim of ~33 % more compute for MTP with D = 1 costs on this tiny model, "
+        "what the common claim of ~33 % more compute for MTP with D = 1 costs on this tiny model, "
         "measured, not derived; differences of about 10 % are within its noise on a shared machine. "
         "*ms/step in training* is the median wall time of one full "
         "optimisation step during the run (validation excluded); it also shows whatever else ran "

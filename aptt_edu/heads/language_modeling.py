@@ -207,7 +207,7 @@ class CombinedLMHead(nn.Module):
       MTP is a training signal; at inference it is dropped (or used for speculative decoding).
 
     When no ``mtp_hidden`` is given it uses ``[main_hidden[:, :-k] for k in 1..D]``: the same final
-    hidden state feeds every depth, as in the seed design. (DeepSeek-V3 instead computes a fresh
+    hidden state feeds every depth, as in the design note. (DeepSeek-V3 instead computes a fresh
     hidden state per depth with its own Transformer block, see
     :class:`~aptt_edu.heads.deepseek_mtp.DeepSeekMTP`.)
 

@@ -36,6 +36,7 @@ __all__ = [
     "Reduction",
     "TokenAccuracyMetric",
     "label_smoothed_cross_entropy_textbook",
+    "mtp_targets",
     "shift_labels",
 ]
 
@@ -81,6 +82,30 @@ def shift_labels(
     if pad_token_id is not None:
         labels[labels == pad_token_id] = ignore_index
     return input_ids.clone(), labels
+
+
+def mtp_targets(labels: torch.Tensor, k: int) -> torch.Tensor:
+    """The targets of multi-token-prediction depth ``k``: ``labels[:, k:]``, shape ``(B, T-k)``.
+
+    With shifted labels (``labels[:, i]`` is :math:`t_{i+1}`), depth ``k`` at position ``i``
+    predicts :math:`t_{i+k+1}` = ``labels[:, i+k]``; the last ``k`` positions have no such token,
+    so depth ``k``'s logits have ``T-k`` positions and align with ``labels[:, k:]``::
+
+        labels        = [[t1, t2, t3, t4]]
+        mtp_targets(labels, 1) = [[t2, t3, t4]]    (position 0 predicts t2)
+
+    Args:
+        labels: ``(B, T)`` shifted ids.
+        k: The depth, ``1 <= k < T``.
+
+    Raises:
+        ValueError: ``labels`` is not ``(B, T)`` or ``k`` is outside ``[1, T)``.
+    """
+    if labels.dim() != 2:
+        raise ValueError(f"labels must have shape (B, T), got {tuple(labels.shape)}")
+    if not 1 <= k < labels.shape[1]:
+        raise ValueError(f"k must be in [1, T) = [1, {labels.shape[1]}), got {k}")
+    return labels[:, k:]  # (B, T-k)
 
 
 def label_smoothed_cross_entropy_textbook(
@@ -140,7 +165,10 @@ class LanguageModelingLoss(nn.Module):
     ignore_index=..., label_smoothing=..., reduction=...)`` (tested to 1e-6, values and gradients),
     with one deliberate difference: with ``reduction='mean'`` and *no* valid target at all (a batch
     of padding), the loss is ``0.0`` and backpropagates zero gradients instead of PyTorch's ``NaN``
-    (0/0), so one empty micro-batch cannot poison a whole training run.
+    (0/0). PyTorch's gradient is zero as well, so no weight turns NaN; what the ``0.0`` protects is
+    everything computed from the *value*: logged losses and their running means, loss-watching
+    schedulers and early stopping, ``isfinite`` guards. (An optimizer step on zero gradients is not
+    a no-op either: AdamW still moves weights through momentum and weight decay.)
 
     **Label convention:** ``labels[b, t]`` is the id of the token that must follow position ``t``
     (already shifted, see :func:`shift_labels`); ``ignore_index`` marks positions without a target.
@@ -263,7 +291,10 @@ class MultiTokenPredictionLoss(nn.Module):
     the second being DeepSeek-V3's :math:`\mathcal{L}_\text{MTP}` (its Eq. 25). Each
     :math:`\mathcal{L}^k` is a :class:`LanguageModelingLoss` mean over that depth's valid targets.
     (The report's Eq. 24 writes the normaliser as :math:`1/T`; the mean over valid positions used
-    here differs only by the factor :math:`(T-k)/T` and ignores padding correctly.)
+    here differs only by the factor :math:`N_k/T` for :math:`N_k` valid depth-:math:`k` targets —
+    :math:`(T-k)/T` in the report's convention, whose window includes :math:`t_{T+1}`;
+    :math:`(T-k-1)/T` for :func:`shift_labels` windows of :math:`T` input tokens — and ignores
+    padding correctly.)
 
     **Label convention:** ``labels[b, t]`` is the id of the token that must follow position ``t``
     (already shifted); ``ignore_index`` marks positions without a target.
@@ -384,7 +415,7 @@ class MultiTokenPredictionLoss(nn.Module):
             # Depth k at position i predicts t_{i+k+1} = labels[:, i+k]  -> targets labels[:, k:]
             # $\mathcal{L}^k = S_k / N_k$: N_k counts labels[:, k:] (own count, or the whole batch's)
             # logits (B, T-k, V), labels (B, T-k)
-            loss_k = self.ce(logits_k, labels[:, k:], norms[k])
+            loss_k = self.ce(logits_k, mtp_targets(labels, k), norms[k])
             losses[f"mtp_loss_{k}"] = loss_k
             mtp_sum = mtp_sum + loss_k
         # $\mathcal{L} = \mathcal{L}_\text{main} + \lambda \sum_k \mathcal{L}^k$   (or $\lambda / D$)
