@@ -1,8 +1,8 @@
-"""``python -m aptt_edu`` is ``python -m aptt_edu.train`` (and the ``aptt-edu`` console script)."""
+"""``python -m aptt_edu`` is the ``aptt-edu`` command (see ``aptt_edu.cli``)."""
 
 import sys
 
-from aptt_edu.train import main
+from aptt_edu.cli import main
 
 if __name__ == "__main__":
     sys.exit(main())
