@@ -24,21 +24,17 @@ The source files stay as they are; only the rendered text changes. Loaded by mkd
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 
 import griffe
 
-# The modules the site documents (one API page each); only objects in these are linked.
-DOCUMENTED = (
-    "aptt_edu.loss.language_modeling",
-    "aptt_edu.loss.metrics",
-    "aptt_edu.loss.linear_cross_entropy",
-    "aptt_edu.heads.language_modeling",
-    "aptt_edu.heads.deepseek_mtp",
-    "aptt_edu.layers",
-    "aptt_edu.model",
-    "aptt_edu.data",
-    "aptt_edu.train",
+# The modules the site documents: one API page each, docs/en/api/<module>.md (read from there, so a
+# new API page is linked without a second list to keep). Only objects in these are linked.
+DOCUMENTED = tuple(
+    sorted(
+        p.stem for p in (Path(__file__).resolve().parent.parent / "en" / "api").glob("aptt_edu*.md")
+    )
 )
 
 _INLINE_MATH = re.compile(r":math:`([^`]+)`")
@@ -174,7 +170,7 @@ def _target(obj: griffe.Object, name: str, loader: griffe.GriffeLoader) -> str |
         return None
     if not target.is_module and not target.is_class and not target.docstring:
         return None  # mkdocstrings leaves out members without a docstring: no anchor to link to
-    return path
+    return str(path)
 
 
 def convert(text: str, obj: griffe.Object, loader: griffe.GriffeLoader) -> str:

@@ -10,6 +10,7 @@ which Material's template then makes relative to the page like any other link.
 
 from __future__ import annotations
 
+from typing import Any
 from urllib.parse import urlsplit
 
 from mkdocs.config.defaults import MkDocsConfig
@@ -19,7 +20,9 @@ from mkdocs.structure.pages import Page
 
 
 @event_priority(0)
-def on_page_context(context: dict, page: Page, config: MkDocsConfig, nav: Navigation) -> dict:
+def on_page_context(
+    context: dict[str, Any], page: Page, config: MkDocsConfig, nav: Navigation
+) -> dict[str, Any]:
     base = urlsplit(config.site_url or "").path.rstrip("/")  # "/repo" on a project site, else ""
     # i18n assigns the list as an attribute (config.extra.alternate = ...), which is what the theme
     # reads; config.extra["alternate"] may still hold the list it started from.

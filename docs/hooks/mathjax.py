@@ -9,10 +9,12 @@ What it does
 * ``mathjax@3.2.2`` comes from the npm registry with npm's own client (``npm pack``). The tarball's
   SHA-512 is checked against ``INTEGRITY`` below (the registry's ``dist.integrity`` of that version).
 * The files the ``tex-mml-chtml`` component loads — the component itself, its TeX extensions, the
-  CHTML fonts, the menu and accessibility parts — are unpacked into ``.cache/mathjax-3.2.2/es5``
-  (about 7 MB, never committed: ``.cache/`` carries its own ``.gitignore``).
-* ``on_files`` adds them to the build as ``assets/vendor/mathjax/...``; ``mkdocs.yml`` loads
-  ``assets/javascripts/mathjax-config.js`` and then ``assets/vendor/mathjax/tex-mml-chtml.js``.
+  CHTML fonts, the menu and accessibility parts — are unpacked into ``.cache/mathjax-3.2.2/es5`` (never
+  committed: ``.cache/`` carries its own ``.gitignore``).
+* ``on_files`` adds them to the build as ``assets/vendor/mathjax/...``.
+* ``on_post_page`` loads ``assets/javascripts/mathjax-config.js`` and then the component only on
+  pages that have math (arithmatex output, or ``$`` in a notebook's Markdown cell): a page without a
+  formula does not download MathJax.
 
 No npm on the machine? Set ``APTT_MATHJAX_DIR`` to an unpacked ``mathjax@3`` ``es5`` folder, or run the
 build once where npm exists (the cache is then reused).
@@ -34,6 +36,8 @@ from mkdocs.config.defaults import MkDocsConfig
 from mkdocs.exceptions import PluginError
 from mkdocs.plugins import event_priority
 from mkdocs.structure.files import File, Files
+from mkdocs.structure.pages import Page
+from mkdocs.utils import get_relative_url
 
 log = logging.getLogger("mkdocs.hooks.mathjax")
 
@@ -43,6 +47,7 @@ DEST = "assets/vendor/mathjax"
 # Inside the package's es5/ folder: the combined component and what it loads on demand.
 KEEP_FILES = ("tex-mml-chtml.js",)
 KEEP_DIRS = ("input/tex/", "input/mml/", "output/chtml/", "ui/", "a11y/", "sre/", "adaptors/")
+CONFIG = "assets/javascripts/mathjax-config.js"  # in docs/, loaded before the component
 
 
 def _cache_dir(config: MkDocsConfig) -> Path:
@@ -123,3 +128,20 @@ def on_files(files: Files, config: MkDocsConfig) -> Files:
                 )
             )
     return files
+
+
+# Math on the page: arithmatex's wrappers (Markdown pages, docstrings), or a "$" inside a notebook's
+# rendered Markdown (mkdocs-jupyter leaves the cells' TeX as it is, for MathJax to find).
+def _has_math(output: str) -> bool:
+    return 'class="arithmatex"' in output or ("jp-RenderedMarkdown" in output and "$" in output)
+
+
+def on_post_page(output: str, page: Page, config: MkDocsConfig) -> str:
+    if not _has_math(output) or "</body>" not in output:
+        return output
+    scripts = "".join(
+        f'<script src="{get_relative_url(path, page.url)}"{extra}></script>'
+        for path, extra in ((CONFIG, ""), (f"{DEST}/{KEEP_FILES[0]}", " async"))
+    )
+    head, _, tail = output.rpartition("</body>")
+    return f"{head}{scripts}</body>{tail}"

@@ -34,55 +34,50 @@ language being built, it creates the page ``File`` objects itself, with
 * the attributes mkdocs-static-i18n sets on every file (``locale``, ``alternates``, ...), so the
   language switcher links each notebook to its translation and the sitemap lists it.
 
-It also keeps the build green while the notebooks and some modules are still being written:
-
-* nav entries for notebooks that do not exist are dropped, and notebooks that exist but are not in
-  the nav are appended to its "Notebooks" section;
-* API pages of the optional modules (``OPTIONAL_MODULES``) are dropped while the module's source
-  does not exist;
-* Markdown links to a dropped page are turned into plain text (logged at INFO).
-
-Finally it puts a download link for the ``.ipynb`` above each notebook, moves the JupyterLab
-stylesheet that nbconvert inlines into every notebook page (0.6 MB each) into one shared file, and
-removes the CDN MathJax 2 loader that mkdocs-jupyter puts into every notebook page:
-the site loads its own, vendored MathJax 3 (``docs/hooks/mathjax.py``), which also typesets the
-notebooks' Markdown cells.
-
-Set ``APTT_DOCS_NOTEBOOKS_DIR`` to build with notebooks from another folder (the docs test uses it
-to build against sample notebooks while ``notebooks/`` is still empty).
+What a reader gets on a notebook page, beyond what mkdocs-jupyter renders
+======================================================================
+* **Markdown cells read as Jupyter reads them.** A wrapped line that starts with ``#`` but no space
+  (``#34191 and ...``) is no heading in CommonMark, yet Python-Markdown (the table of contents) and
+  nbconvert read it as one; it is escaped (``\\#``) in a copy of the notebook under ``.cache/`` that
+  mkdocs-jupyter renders (the download is that copy: it shows the same in Jupyter).
+* **The table of contents is the page's headings**, rebuilt from the rendered HTML: mkdocs-jupyter
+  builds it from a Markdown export where headings with inline code lose those words and their
+  anchors (``#3-padding-and`` for "3. Padding and ``ignore_index``").
+* **Headings printed by a cell** (``display(Markdown("# ..."))``) are shown as bold text, not as
+  headings: the page has one title, and the table of contents lists the notebook's own sections.
+* **Plots carry alt text**: the caption cell that follows a plot (``*Figure:* ...`` /
+  ``*Abbildung:* ...``), else a short generic text in the page's language.
+* **Code inputs fold**: each input sits in an open ``<details>`` whose summary hides or shows it;
+  an exercise's solution (a cell tagged ``solution``) in a closed one, "Solution".
+* **Search indexes the prose only**: inputs and outputs are marked ``data-search-exclude``.
+* a download link for the ``.ipynb`` above each notebook, an edit link to its bilingual source
+  (``notebooks/src/<name>.py``) when ``repo_url`` is set, the JupyterLab stylesheet that nbconvert
+  inlines into every notebook page (0.6 MB each) moved into one shared file, and mkdocs-jupyter's
+  CDN MathJax 2 loader removed (the site's own MathJax 3 typesets the notebooks,
+  ``docs/hooks/mathjax.py``).
 """
 
 from __future__ import annotations
 
-import copy
 import hashlib
+import html as html_lib
+import json
 import logging
-import os
-import posixpath
 import re
 from pathlib import Path
 from typing import Any
 
+from bs4 import BeautifulSoup
 from mkdocs.config.defaults import MkDocsConfig
 from mkdocs.plugins import event_priority
 from mkdocs.structure.files import File, Files
 from mkdocs.structure.pages import Page
+from mkdocs.structure.toc import get_toc
 from mkdocs.utils import get_relative_url
 
 log = logging.getLogger("mkdocs.hooks.notebooks")
 
-NOTEBOOKS_ENV = "APTT_DOCS_NOTEBOOKS_DIR"
 NOTEBOOKS_NAV = "notebooks/"  # nav and link prefix of the notebook pages, language-neutral
-# Modules that others are still writing: their API page is built only once the source exists.
-OPTIONAL_MODULES = (
-    "aptt_edu.data",
-    "aptt_edu.model",
-    "aptt_edu.train",
-    "aptt_edu.loss.linear_cross_entropy",
-)
-
-_original_nav: list[Any] | None = None  # config.nav as written, before the per-language pruning
-_dropped: set[str] = set()  # language-neutral paths of pages left out of the current build
 
 
 class NotebookPage(File):
@@ -109,8 +104,7 @@ def _languages(config: MkDocsConfig) -> tuple[str, str, list[str]]:
 
 
 def _notebooks_root(config: MkDocsConfig) -> Path:
-    root = Path(os.environ.get(NOTEBOOKS_ENV, "notebooks"))
-    return root if root.is_absolute() else Path(config.config_file_path).parent / root
+    return Path(config.config_file_path).parent / "notebooks"
 
 
 def _notebook_sources(config: MkDocsConfig, lang: str, default: str) -> dict[str, Path]:
@@ -121,112 +115,8 @@ def _notebook_sources(config: MkDocsConfig, lang: str, default: str) -> dict[str
     return dict(sorted(found.items()))
 
 
-def _module_exists(config: MkDocsConfig, module: str) -> bool:
-    """True if ``module``'s source exists (mkdocstrings reads the source; it never imports it)."""
-    base = Path(config.config_file_path).parent.joinpath(*module.split("."))
-    return base.with_suffix(".py").is_file() or (base / "__init__.py").is_file()
-
-
 # --------------------------------------------------------------------------------------------
-# Navigation: drop what does not exist, append notebooks that the nav does not list
-
-
-def _nav_path(item: Any) -> str | None:
-    if isinstance(item, str):
-        return item
-    if isinstance(item, dict) and len(item) == 1:
-        value = next(iter(item.values()))
-        return value if isinstance(value, str) else None
-    return None
-
-
-def _prune(items: list[Any], keep: Any) -> list[Any]:
-    out: list[Any] = []
-    for item in items:
-        if (
-            isinstance(item, dict)
-            and len(item) == 1
-            and isinstance(next(iter(item.values())), list)
-        ):
-            title, children = next(iter(item.items()))
-            children = _prune(children, keep)
-            if children:  # an empty section would be an error
-                out.append({title: children})
-        elif (path := _nav_path(item)) is None or keep(path):
-            out.append(item)
-    return out
-
-
-def _listed(items: list[Any]) -> set[str]:
-    paths: set[str] = set()
-    for item in items:
-        if (
-            isinstance(item, dict)
-            and len(item) == 1
-            and isinstance(next(iter(item.values())), list)
-        ):
-            paths |= _listed(next(iter(item.values())))
-        elif (path := _nav_path(item)) is not None:
-            paths.add(path)
-    return paths
-
-
-def _notebook_section(items: list[Any]) -> list[Any] | None:
-    """The children list of the first nav section that lists a notebook, searched depth-first."""
-    for item in items:
-        if isinstance(item, dict) and len(item) == 1:
-            children = next(iter(item.values()))
-            if isinstance(children, list):
-                if any((_nav_path(c) or "").startswith(NOTEBOOKS_NAV) for c in children):
-                    return children
-                if (found := _notebook_section(children)) is not None:
-                    return found
-    return None
-
-
-# After mkdocs-static-i18n's on_config (priority -100), which sets the language being built.
-@event_priority(-150)
-def on_config(config: MkDocsConfig) -> MkDocsConfig:
-    global _original_nav
-    if config.nav is None:
-        return config
-    if _original_nav is None:
-        _original_nav = copy.deepcopy(config.nav)
-    lang, default, _ = _languages(config)
-    names = _notebook_sources(config, lang, default)
-    absent_modules = {m for m in OPTIONAL_MODULES if not _module_exists(config, m)}
-
-    def keep(path: str) -> bool:
-        if path.startswith(NOTEBOOKS_NAV) and path.endswith(".ipynb"):
-            return Path(path).stem in names
-        if path.startswith("api/") and path.endswith(".md"):
-            return Path(path).stem not in absent_modules
-        return True
-
-    nav = _prune(copy.deepcopy(_original_nav), keep)
-    listed = _listed(nav)
-    extra = [
-        f"{NOTEBOOKS_NAV}{n}.ipynb" for n in names if f"{NOTEBOOKS_NAV}{n}.ipynb" not in listed
-    ]
-    if extra:  # a notebook that the nav does not name yet still gets a page and a nav entry
-        section = _notebook_section(nav)
-        if section is None:
-            nav.append({"Notebooks": extra})
-        else:
-            section.extend(extra)
-    config.nav = nav
-
-    all_listed = _listed(_original_nav)
-    _dropped.clear()
-    _dropped.update(p for p in all_listed if not keep(p))
-    _dropped.update(f"api/{m}.md" for m in absent_modules)
-    if _dropped:
-        log.info("[%s] left out (not written yet): %s", lang, ", ".join(sorted(_dropped)))
-    return config
-
-
-# --------------------------------------------------------------------------------------------
-# Files: add the notebook pages of the current language, drop API pages of absent modules
+# Files: add the notebook pages of the current language
 
 
 def _dest_uri(lang: str, default: str, name: str, use_directory_urls: bool) -> str:
@@ -246,25 +136,49 @@ def _notebook_file(
         use_directory_urls=config.use_directory_urls,
         dest_uri=_dest_uri(lang, default, name, config.use_directory_urls),
     )
-    f.abs_src_path = str(source)
+    f.abs_src_path = str(_prepared(config, lang, source))
     f.generated_by = "docs/hooks/notebooks.py"
     return f
+
+
+# A line that starts with "#" and no space: not a heading in CommonMark (Jupyter shows it as text),
+# but Python-Markdown and nbconvert read it as one.
+_HASH_LINE = re.compile(r"^(#+)(?=[^\s#])", re.MULTILINE)
+_FENCE = re.compile(r"^(```|~~~)")
+
+
+def _escape_hash_lines(source: str) -> str:
+    out, fenced = [], False
+    for line in source.splitlines(keepends=True):
+        if _FENCE.match(line.lstrip()):
+            fenced = not fenced
+        out.append(line if fenced else _HASH_LINE.sub(lambda m: "\\#" * len(m[1]), line))
+    return "".join(out)
+
+
+def _prepared(config: MkDocsConfig, lang: str, source: Path) -> Path:
+    """A copy of the notebook whose Markdown cells read the same in every renderer (see above)."""
+    nb = json.loads(source.read_text(encoding="utf-8"))
+    for cell in nb.get("cells", []):
+        if cell.get("cell_type") == "markdown":
+            text = "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
+            cell["source"] = _escape_hash_lines(text)
+    out = Path(config.config_file_path).parent / ".cache" / "notebooks" / lang / source.name
+    out.parent.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(nb, ensure_ascii=False, indent=1) + "\n"
+    if not out.is_file() or out.read_text(encoding="utf-8") != text:
+        out.write_text(text, encoding="utf-8")
+    return out
 
 
 # After mkdocs-static-i18n's on_files (priority -100): see the module docstring.
 @event_priority(-200)
 def on_files(files: Files, config: MkDocsConfig) -> Files:
     lang, default, build_languages = _languages(config)
-
-    for f in list(files):
-        src = getattr(f, "norm_src_uri", f.src_uri)
-        if src in _dropped:
-            files.remove(f)
-
     sources = {lg: _notebook_sources(config, lg, default) for lg in build_languages}
     new_pages = []
     for name, source in sources.get(lang, {}).items():
-        page = _notebook_file(config, lang, name, source, NotebookPage)
+        page: Any = _notebook_file(config, lang, name, source, NotebookPage)
         # The metadata mkdocs-static-i18n's create_i18n_file() gives every file it builds.
         page.locale = page.localization = source.parent.name
         page.locale_alternate_of = lang
@@ -288,24 +202,7 @@ def on_files(files: Files, config: MkDocsConfig) -> Files:
 
 
 # --------------------------------------------------------------------------------------------
-# Pages: links to pages left out become plain text; notebook pages lose the CDN MathJax loader
-
-_LINK = re.compile(r"(?<!!)\[(?P<text>[^\]\n]+)\]\((?P<target>[^)\s#]+)(?:#[^)\s]*)?\)")
-
-
-def on_page_markdown(markdown: str, page: Page, config: MkDocsConfig, files: Files) -> str:
-    if not _dropped or isinstance(page.file, NotebookPage):
-        return markdown
-    here = posixpath.dirname(getattr(page.file, "norm_src_uri", page.file.src_uri))
-
-    def unlink(m: re.Match[str]) -> str:
-        target = posixpath.normpath(posixpath.join(here, m["target"]))
-        if target in _dropped:
-            log.info("%s: link to %s (not written yet) shown as text", page.file.src_uri, target)
-            return m["text"]
-        return m[0]
-
-    return _LINK.sub(unlink, markdown)
+# Pages
 
 
 # mkdocs-jupyter's template emits a MathJax 2 loader (``<script src="">`` when no URL is configured)
@@ -316,16 +213,28 @@ _NB_MATHJAX = re.compile(
     re.DOTALL,
 )
 
-
-# mkdocs-jupyter's include_source copies the .ipynb next to the page; Material has no button for it.
-_DOWNLOAD = {"en": "Download this notebook", "de": "Dieses Notebook herunterladen"}
-
-
 # nbconvert inlines the whole JupyterLab stylesheet (about 0.6 MB) into every notebook page. The same
 # text is written once to assets/notebooks/<hash>.css and linked instead, at the same place in the
 # page, so the cascade is unchanged and browsers cache it across notebooks.
 _STYLE = re.compile(r"<style[^>]*>(.*?)</style>", re.DOTALL)
 _STYLE_MIN_CHARS = 2000  # small, page-specific style blocks stay inline
+
+TEXT = {
+    "en": {
+        "download": "Download this notebook",
+        "code": "Code",
+        "solution": "Solution (try the exercise first)",
+        "plot": "Plot drawn by the code cell above.",
+        "caption": "*Figure:*",
+    },
+    "de": {
+        "download": "Dieses Notebook herunterladen",
+        "code": "Code",
+        "solution": "Lösung (erst selbst versuchen)",
+        "plot": "Grafik, gezeichnet von der Codezelle darüber.",
+        "caption": "*Abbildung:*",
+    },
+}
 
 
 def _link_stylesheet(m: re.Match[str], page: Page, config: MkDocsConfig) -> str:
@@ -340,13 +249,109 @@ def _link_stylesheet(m: re.Match[str], page: Page, config: MkDocsConfig) -> str:
     return f'<link rel="stylesheet" href="{get_relative_url(name, page.url)}">'
 
 
+def _plain(markdown: str) -> str:
+    """A caption's Markdown as plain text for ``alt`` (emphasis, code and math delimiters dropped)."""
+    text = re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", markdown)  # [text](url) -> text
+    text = re.sub(r"[*_`]|\$+|\\[()\[\]]", "", text)
+    return " ".join(text.split())
+
+
+def _captions(notebook: Path, lang: str) -> list[str | None]:
+    """Per image output of the notebook, in order: the caption cell that follows its code cell."""
+    cells = json.loads(notebook.read_text(encoding="utf-8")).get("cells", [])
+    marker = TEXT.get(lang, TEXT["en"])["caption"]
+    captions: list[str | None] = []
+    for i, cell in enumerate(cells):
+        if cell.get("cell_type") != "code":
+            continue
+        images = sum(
+            1
+            for out in cell.get("outputs", [])
+            if any(k.startswith("image/") for k in out.get("data", {}))
+        )
+        if not images:
+            continue
+        caption = None
+        if i + 1 < len(cells) and cells[i + 1].get("cell_type") == "markdown":
+            src = cells[i + 1]["source"]
+            text = ("".join(src) if isinstance(src, list) else src).strip()
+            if text.startswith((marker, "*Figure:*", "*Abbildung:*")):
+                caption = _plain(text)
+        captions.extend([caption] * images)
+    return captions
+
+
+def _toc_tokens(soup: BeautifulSoup) -> list[dict[str, Any]]:
+    """The page's headings as Python-Markdown TOC tokens (nested by level)."""
+    root: list[dict[str, Any]] = []
+    stack: list[dict[str, Any]] = []
+    for h in soup.find_all(re.compile(r"^h[1-6]$")):
+        if not h.get("id"):
+            continue
+        level = int(h.name[1])
+        for anchor in h.find_all("a", class_="anchor-link"):
+            anchor.extract()
+        name = html_lib.escape(" ".join(h.get_text().split()))
+        token: dict[str, Any] = {"level": level, "id": h["id"], "name": name, "children": []}
+        while stack and stack[-1]["level"] >= level:
+            stack.pop()
+        (stack[-1]["children"] if stack else root).append(token)
+        stack.append(token)
+    return root
+
+
+def _rewrite(html: str, page: Page, lang: str) -> str:
+    text = TEXT.get(lang, TEXT["en"])
+    soup = BeautifulSoup(html, "html.parser")
+    # Headings printed by a cell are output, not sections of the page.
+    for out in soup.select(".jp-OutputArea"):
+        for h in out.find_all(re.compile(r"^h[1-6]$")):
+            h.name = "p"
+            h.attrs = {"class": "nb-output-heading"}
+    # Alt text from the caption cells, in the order of the image outputs.
+    captions = _captions(Path(page.file.abs_src_path or ""), lang)
+    images = soup.select(".jp-OutputArea-output img")
+    for k, img in enumerate(images):
+        caption = captions[k] if len(captions) == len(images) else None
+        img["alt"] = caption or text["plot"]
+    # Fold code: the input of every code cell in an open <details>, an exercise's solution (a cell
+    # tagged "solution", which nbconvert marks with the class celltag_solution) in a closed one;
+    # prose only in the search index.
+    for wrapper in soup.select(".jp-CodeCell > .jp-Cell-inputWrapper"):
+        solution = "celltag_solution" in (wrapper.parent.get("class") or [])
+        attrs = {"class": "nb-input nb-solution"} if solution else {"class": "nb-input", "open": ""}
+        details = soup.new_tag("details", attrs=attrs)
+        summary = soup.new_tag("summary")
+        summary.string = text["solution" if solution else "code"]
+        wrapper.wrap(details)
+        details.insert(0, summary)
+        # On the wrapper, not on a <div>: the search plugin ends an excluded element at the first
+        # closing tag of the same name, and the cells nest <div>s.
+        details["data-search-exclude"] = ""
+    for wrapper in soup.select(".jp-Cell-outputWrapper"):
+        wrapper.wrap(
+            soup.new_tag("section", attrs={"class": "nb-output", "data-search-exclude": ""})
+        )
+    for clip in soup.find_all("clipboard-copy"):
+        if "," in clip.attrs:
+            del clip.attrs[","]
+    tokens = _toc_tokens(BeautifulSoup(str(soup), "html.parser"))
+    page.toc = get_toc(tokens)  # type: ignore[arg-type]  # the dicts Python-Markdown's toc makes
+    return str(soup)
+
+
 def on_page_content(html: str, page: Page, config: MkDocsConfig, files: Files) -> str:
     if not isinstance(page.file, NotebookPage):
         return html
     html = _NB_MATHJAX.sub("", html, count=1)
     html = _STYLE.sub(lambda m: _link_stylesheet(m, page, config), html)
     lang, _, _ = _languages(config)
+    html = _rewrite(html, page, lang)
     name = Path(page.file.abs_src_path or "").name
-    label = _DOWNLOAD.get(lang, _DOWNLOAD["en"])
+    label = TEXT.get(lang, TEXT["en"])["download"]
+    if config.repo_url:  # Material's edit button: the bilingual source the notebook is built from
+        page.edit_url = (
+            f"{config.repo_url.rstrip('/')}/edit/main/notebooks/src/{Path(name).stem}.py"
+        )
     link = f'<p class="nb-download"><a href="{name}" download>{label} ({name})</a></p>\n'
     return link + html
