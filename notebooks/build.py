@@ -11,10 +11,22 @@ where every Markdown cell comes as an English/German pair and every code cell ex
     # %%
     probs = logits.softmax(-1)
 
+Right after the title, every notebook gets the cells of ``hosted.py`` (Colab/Binder links and an
+install cell that only acts where the package is missing).
+
 A Markdown cell without a language goes to both notebooks. A code cell header may carry nbval tags,
-``# %% tags=["nbval-ignore-output"]``. Running this script writes ``notebooks/en/NN_name.ipynb`` and
-``notebooks/de/NN_name.ipynb`` *without outputs*; ``make notebooks`` then executes them in place.
-The parity test (``tests/test_notebook_parity.py``) checks the result, not this script.
+``# %% tags=["nbval-ignore-output"]``, and two tags of the exercises:
+
+* ``tags=["solution"]`` — the worked solution of the exercise stub above it. The **worked edition**
+  (``notebooks/<lang>/``, what nbval runs and the site renders) keeps it, collapsed in Jupyter
+  (``source_hidden``) and folded on the site; the **learner edition** (``notebooks/exercises/<lang>/``)
+  leaves it out, so each ``check(...)`` there says "not solved yet".
+* ``tags=["language"]`` on a code cell with a language (``# %% en tags=["language"]``) — the one code
+  cell allowed to differ between the languages: it sets ``LANG``, the language of the feedback.
+
+Running this script writes both editions *without outputs*; ``make notebooks`` then executes the
+worked edition in place (the learner edition stays clean, as a learner starts it). The parity test
+(``tests/test_notebook_parity.py``) checks the result, not this script.
 
 Usage: ``python notebooks/build.py [NAME ...]`` (all sources when no name is given).
 """
@@ -26,9 +38,13 @@ import re
 import sys
 from pathlib import Path
 
+from hosted import header_cells
+
 HERE = Path(__file__).resolve().parent
 LANGS = ("en", "de")
-HEADER = re.compile(r"^# %%(?P<md> \[markdown\])?(?: (?P<lang>en|de))?(?: tags=(?P<tags>\[.*\]))?\s*$")
+HEADER = re.compile(
+    r"^# %%(?P<md> \[markdown\])?(?: (?P<lang>en|de))?(?: tags=(?P<tags>\[.*\]))?\s*$"
+)
 
 
 def parse(source: str) -> list[dict[str, object]]:
@@ -54,11 +70,16 @@ def parse(source: str) -> list[dict[str, object]]:
     return cells
 
 
-def to_notebook(cells: list[dict[str, object]], lang: str) -> dict[str, object]:
-    """The nbformat-4 JSON of one language's notebook (no outputs)."""
+def to_notebook(
+    cells: list[dict[str, object]], lang: str, learner: bool = False
+) -> dict[str, object]:
+    """The nbformat-4 JSON of one language's notebook (no outputs), worked or learner edition."""
     out: list[dict[str, object]] = []
     for cell in cells:
         if cell["lang"] not in (None, lang):
+            continue
+        solution = "solution" in cell["tags"]  # type: ignore[operator]
+        if solution and learner:
             continue
         cell_id = f"cell-{len(out):03d}"  # stable ids keep diffs of re-executed notebooks small
         lines = list(cell["lines"])  # type: ignore[call-overload]
@@ -68,6 +89,8 @@ def to_notebook(cells: list[dict[str, object]], lang: str) -> dict[str, object]:
         src = [ln + "\n" for ln in text.split("\n")]
         src[-1] = src[-1].rstrip("\n")
         meta: dict[str, object] = {"tags": cell["tags"]} if cell["tags"] else {}
+        if solution:  # collapsed in Jupyter: the learner opens it after trying
+            meta["jupyter"] = {"source_hidden": True}
         if cell["type"] == "markdown":
             out.append({"cell_type": "markdown", "id": cell_id, "metadata": meta, "source": src})
         else:
@@ -93,12 +116,27 @@ def to_notebook(cells: list[dict[str, object]], lang: str) -> dict[str, object]:
 
 
 def build(src: Path) -> None:
-    """Writes ``en/<name>.ipynb`` and ``de/<name>.ipynb`` from ``src``."""
+    """Writes ``<lang>/<name>.ipynb`` and ``exercises/<lang>/<name>.ipynb`` from ``src``."""
     cells = parse(src.read_text(encoding="utf-8"))
-    for lang in LANGS:
-        target = HERE / lang / f"{src.stem}.ipynb"
-        target.parent.mkdir(exist_ok=True)
-        nb = to_notebook(cells, lang)
+    for lang, learner in [(lang, learner) for learner in (False, True) for lang in LANGS]:
+        folder = HERE / "exercises" / lang if learner else HERE / lang
+        target = folder / f"{src.stem}.ipynb"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        nb = to_notebook(cells, lang, learner)
+        # after the title: Colab/Binder links and the install cell for hosted runtimes (hosted.py)
+        extra = [
+            {
+                "cell_type": kind,
+                "id": f"hosted-{i}",
+                "metadata": {},
+                "source": text.splitlines(True),
+            }
+            | ({"execution_count": None, "outputs": []} if kind == "code" else {})
+            for i, (kind, text) in enumerate(
+                header_cells(str(target.relative_to(HERE.parent)), lang)
+            )
+        ]
+        nb["cells"][1:1] = extra  # type: ignore[index]
         target.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
         print(f"wrote {target.relative_to(HERE.parent)}")
 

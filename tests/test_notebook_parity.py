@@ -1,7 +1,12 @@
 """The English and German notebooks must not drift apart.
 
 Same file names, identical code cells (only Markdown differs), and the same sequence of Markdown
-heading levels, so that a section added in one language without the other fails CI.
+heading levels, so that a section added in one language without the other fails CI. The one code
+cell allowed to differ is tagged ``language``: it sets ``LANG``, the language of the exercises'
+feedback, and must set it to the notebook's own language.
+
+The learner edition (``notebooks/exercises/<lang>``) is the worked edition without the cells tagged
+``solution`` and without outputs.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import pytest
 
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 EN, DE = NOTEBOOKS / "en", NOTEBOOKS / "de"
+LEARNER = NOTEBOOKS / "exercises"
 HEADING = re.compile(r"^(#{1,6})\s", re.MULTILINE)
 
 
@@ -21,9 +27,16 @@ def _names(folder: Path) -> set[str]:
     return {p.name for p in folder.glob("*.ipynb")}
 
 
-def _cells(path: Path, kind: str) -> list[str]:
+def _cells(path: Path, kind: str, skip_tag: str | None = None) -> list[str]:
+    """The sources of one kind of cell; a ``language`` cell reads as a placeholder."""
     nb = json.loads(path.read_text(encoding="utf-8"))
-    return ["".join(c["source"]) for c in nb["cells"] if c["cell_type"] == kind]
+    out = []
+    for c in nb["cells"]:
+        tags = c.get("metadata", {}).get("tags", [])
+        if c["cell_type"] != kind or skip_tag in tags:
+            continue
+        out.append("<language cell>" if "language" in tags else "".join(c["source"]))
+    return out
 
 
 def _heading_levels(path: Path) -> list[int]:
@@ -67,3 +80,30 @@ def test_committed_with_outputs(name: str) -> None:
         assert any("image/png" in o.get("data", {}) for c in code for o in c["outputs"]), (
             f"{lang.name}/{name} has no plot"
         )
+
+
+@pytest.mark.parametrize("name", PAIRS)
+def test_language_cell_sets_the_notebooks_language(name: str) -> None:
+    for folder, lang in ((EN, "en"), (DE, "de")):
+        nb = json.loads((folder / name).read_text(encoding="utf-8"))
+        cells = [c for c in nb["cells"] if "language" in c.get("metadata", {}).get("tags", [])]
+        if not cells:
+            continue
+        assert len(cells) == 1, f"{lang}/{name}: {len(cells)} language cells"
+        assert f'LANG = "{lang}"' in "".join(cells[0]["source"]), f"{lang}/{name}"
+
+
+@pytest.mark.parametrize("lang", ["en", "de"])
+@pytest.mark.parametrize("name", PAIRS)
+def test_learner_edition_is_the_worked_one_without_solutions(name: str, lang: str) -> None:
+    worked, learner = NOTEBOOKS / lang / name, LEARNER / lang / name
+    assert learner.is_file(), f"{learner} missing: run python notebooks/build.py"
+    assert _cells(learner, "code") == _cells(worked, "code", skip_tag="solution")
+
+    def prose(path: Path) -> list[str]:  # the Colab/Binder cell links to each edition's own file
+        return [t for t in _cells(path, "markdown") if "colab.research.google.com" not in t]
+
+    assert prose(learner) == prose(worked)
+    nb = json.loads(learner.read_text(encoding="utf-8"))
+    assert not any(c.get("outputs") for c in nb["cells"]), f"{learner} has outputs"
+    assert not any("solution" in c.get("metadata", {}).get("tags", []) for c in nb["cells"])

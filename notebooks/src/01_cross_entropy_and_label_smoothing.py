@@ -12,6 +12,14 @@
 # 6. perplexity, token accuracy, and an accumulation pitfall.
 #
 # Every number in the text is printed by a cell or checked by an `assert`.
+#
+# **Goals.** After this notebook you can compute the next-token loss by hand and stably, shift the
+# labels and mask padding, say what label smoothing does to the target and to the lowest reachable
+# loss, and compute a data set's perplexity correctly.
+# **Prerequisites.** Notebook 00 (entropy and KL, the toy language, $p - \mathrm{onehot}(y)$).
+# **Time.** About 50 minutes of reading and four exercises; under a minute to run.
+# **Builds on.** Notebook 00.
+
 # %% [markdown] de
 # # 01 · Kreuzentropie und Label Smoothing
 #
@@ -23,10 +31,18 @@
 # 2. warum die Ziele die um eins *verschobenen* Eingaben sind;
 # 3. Padding und `ignore_index`;
 # 4. Label Smoothing: das geglättete Ziel, seine Zerlegung und das Optimum, zu dem es das Modell treibt;
-# 5. Training mit und ohne Label Smoothing auf einer Spielsprache – und was es mit der Kalibrierung macht;
+# 5. Training mit und ohne Label Smoothing auf einer Spielzeugsprache – und was es mit der Kalibrierung macht;
 # 6. Perplexität, Token-Genauigkeit und eine Falle beim Aufsummieren über Batches.
 #
 # Jede Zahl im Text wird von einer Zelle ausgegeben oder mit einem `assert` geprüft.
+#
+# **Lernziele.** Nach diesem Notebook können Sie den Next-Token-Verlust von Hand und numerisch
+# stabil berechnen, die Labels verschieben und Padding maskieren, sagen, was Label Smoothing mit dem
+# Ziel und mit dem kleinsten erreichbaren Verlust macht, und die Perplexität eines Datensatzes richtig
+# berechnen.
+# **Voraussetzungen.** Notebook 00 (Entropie und KL, die Spielzeugsprache, $p - \mathrm{onehot}(y)$).
+# **Zeit.** Etwa 50 Minuten zum Lesen und für vier Aufgaben; unter einer Minute Laufzeit.
+# **Baut auf.** Notebook 00.
 
 # %%
 import math
@@ -36,6 +52,7 @@ import torch
 import torch.nn.functional as F
 
 from aptt_edu import shift_labels
+from aptt_edu.exercises import check
 from aptt_edu.loss.language_modeling import (
     LanguageModelingLoss,
     PerplexityMetric,
@@ -44,9 +61,15 @@ from aptt_edu.loss.language_modeling import (
 )
 
 torch.manual_seed(0)
-torch.set_num_threads(1)  # one thread: reproducible sums, and faster on a busy 2-core machine
+torch.set_num_threads(1)  # one thread: the same float sums on any machine
 torch.set_printoptions(precision=4, sci_mode=False)
 
+
+# %% en tags=["language"]
+LANG = "en"  # the language of the exercises' feedback (the German notebook sets "de")
+
+# %% de tags=["language"]
+LANG = "de"  # die Sprache der Rückmeldungen zu den Aufgaben (das englische Notebook setzt "en")
 # %% [markdown] en
 # ## 1. Softmax and negative log-likelihood by hand
 #
@@ -103,6 +126,36 @@ print(f"uniform prediction: loss = {uniform_loss.item():.4f}, log V = {math.log(
 assert abs(uniform_loss.item() - math.log(V)) < 1e-6
 
 # %% [markdown] en
+# ### Exercise: cross-entropy by hand
+#
+# Write `my_cross_entropy(logits, labels, ignore_index=-100)`: logits `(B, T, V)`, labels
+# `(B, T)`, the mean of $-\log p_{i, y_i}$ over the positions whose label is not `ignore_index`,
+# as a 0-dim tensor. Compute $\log p$ stably (section 1: subtract the maximum, or use
+# `log_softmax`). Fill in the function below and run the `check` cell: it tests your code on several inputs and, if something is off, says which mistake it sees. The solution is folded below the stub; try first.
+
+# %% [markdown] de
+# ### Aufgabe: Kreuzentropie von Hand
+#
+# Schreiben Sie `my_cross_entropy(logits, labels, ignore_index=-100)`: Logits `(B, T, V)`,
+# Labels `(B, T)`, der Mittelwert von $-\log p_{i, y_i}$ über die Positionen, deren Label nicht
+# `ignore_index` ist, als 0-dimensionaler Tensor. Berechnen Sie $\log p$ numerisch stabil
+# (Abschnitt 1: das Maximum abziehen oder `log_softmax` verwenden). Füllen Sie die Funktion unten aus und führen Sie die `check`-Zelle aus: Sie testet Ihren Code an mehreren Eingaben und sagt, welchen Fehler sie erkennt, falls etwas nicht stimmt. Die Lösung ist unter dem Gerüst eingeklappt; versuchen Sie es zuerst selbst.
+
+# %%
+def my_cross_entropy(logits, labels, ignore_index=-100):
+    """(B, T, V) logits, (B, T) labels -> mean NLL over positions whose label != ignore_index."""
+    raise NotImplementedError  # your code here
+
+# %% tags=["solution"]
+def my_cross_entropy(logits, labels, ignore_index=-100):
+    valid = labels != ignore_index  # (B, T)
+    log_p = logits[valid].log_softmax(dim=-1)  # (N, V): log-sum-exp with the max shift inside
+    return -log_p.gather(1, labels[valid][:, None]).mean()  # mean over the N valid positions
+
+# %%
+result = check("cross_entropy", my_cross_entropy, lang=LANG)
+
+# %% [markdown] en
 # ## 2. Why the targets are shifted
 #
 # A causal model reads tokens $t_1 \dots t_i$ and must predict $t_{i+1}$. So the target at position
@@ -126,6 +179,34 @@ print("position :", " ".join(f"{i:>3}" for i in range(len(text))))
 print("input    :", " ".join(f"{c!r:>3}" for c in text))
 print("target   :", " ".join(f"{vocab[int(y)]!r:>3}" if y >= 0 else "  -" for y in shifted[0]))
 assert torch.equal(shifted[0, :-1], ids[0, 1:]) and shifted[0, -1] == -100
+
+# %% [markdown] en
+# ### Exercise: shift the labels
+#
+# Write `my_shift_labels(input_ids, ignore_index=-100)`: from ids `(B, T)` the labels `(B, T)`
+# with `labels[:, t] = input_ids[:, t + 1]` and `ignore_index` at the last position (only the
+# labels, not the pair that `shift_labels` returns). Fill in the function below and run the `check` cell: it tests your code on several inputs and, if something is off, says which mistake it sees. The solution is folded below the stub; try first.
+
+# %% [markdown] de
+# ### Aufgabe: Labels verschieben
+#
+# Schreiben Sie `my_shift_labels(input_ids, ignore_index=-100)`: aus IDs `(B, T)` die Labels
+# `(B, T)` mit `labels[:, t] = input_ids[:, t + 1]` und `ignore_index` an der letzten Position (nur
+# die Labels, nicht das Paar, das `shift_labels` zurückgibt). Füllen Sie die Funktion unten aus und führen Sie die `check`-Zelle aus: Sie testet Ihren Code an mehreren Eingaben und sagt, welchen Fehler sie erkennt, falls etwas nicht stimmt. Die Lösung ist unter dem Gerüst eingeklappt; versuchen Sie es zuerst selbst.
+
+# %%
+def my_shift_labels(input_ids, ignore_index=-100):
+    """(B, T) ids -> (B, T) labels: labels[:, t] = input_ids[:, t + 1], the last one ignored."""
+    raise NotImplementedError  # your code here
+
+# %% tags=["solution"]
+def my_shift_labels(input_ids, ignore_index=-100):
+    labels = torch.full_like(input_ids, ignore_index)  # (B, T), all "no target"
+    labels[:, :-1] = input_ids[:, 1:]  # position t is scored on token t + 1
+    return labels
+
+# %%
+result = check("shift_labels", my_shift_labels, lang=LANG)
 
 # %% [markdown] en
 # ## 3. Padding and `ignore_index`
@@ -153,23 +234,42 @@ assert torch.equal(before, after)
 
 # %% [markdown] en
 # One deliberate difference from `F.cross_entropy`: a batch in which *every* position is padding has
-# no defined mean (0/0). PyTorch returns `nan`, which poisons every parameter it touches through the
-# optimizer. `LanguageModelingLoss` returns 0 with zero gradients, so such a batch simply does
-# nothing.
+# no defined mean (0/0). PyTorch returns `nan` as the loss *value*; its gradient is zero, so no
+# parameter turns NaN. The NaN lands in everything computed from the value instead: the logged loss
+# and its running mean, a learning-rate scheduler or early stopping that watches the loss, an
+# `isfinite` guard that skips the step or stops the run. `LanguageModelingLoss` returns 0.0 with
+# zero gradients. Zero gradients do not make the step a no-op, though: AdamW still moves every
+# weight through its momentum and its decoupled weight decay, unless the step is skipped.
 # %% [markdown] de
 # Ein bewusster Unterschied zu `F.cross_entropy`: Ein Batch, in dem *jede* Position Padding ist, hat
-# keinen definierten Mittelwert (0/0). PyTorch liefert `nan` – und das vergiftet über den Optimierer
-# jeden Parameter, den es erreicht. `LanguageModelingLoss` liefert 0 mit Gradient 0, ein solcher
-# Batch bewirkt also einfach nichts.
+# keinen definierten Mittelwert (0/0). PyTorch liefert `nan` als *Wert* des Verlusts; sein Gradient
+# ist null, kein Parameter wird also NaN. Das NaN landet stattdessen in allem, was aus dem Wert
+# berechnet wird: im protokollierten Verlust und seinem gleitenden Mittel, in einem
+# Lernraten-Scheduler oder Early Stopping, die den Verlust beobachten, in einer
+# `isfinite`-Prüfung, die den Schritt überspringt oder den Lauf abbricht. `LanguageModelingLoss`
+# liefert 0,0 mit Gradient null. Ein Gradient null macht den Schritt aber nicht wirkungslos: AdamW
+# bewegt jedes Gewicht weiter, über sein Momentum und seinen entkoppelten Weight Decay – es sei
+# denn, man überspringt den Schritt.
 
 # %%
 all_pad = torch.full((B, T), -100)
 z = logits.clone().requires_grad_()
 ours = loss_fn(z, all_pad)
 ours.backward()
-theirs = F.cross_entropy(logits.reshape(-1, V), all_pad.reshape(-1))
-print(f"F.cross_entropy: {theirs.item()} | aptt_edu: {ours.item()}, max |grad| = {z.grad.abs().max().item()}")
-assert math.isnan(theirs.item()) and ours.item() == 0.0 and z.grad.abs().max() == 0
+z_torch = logits.clone().requires_grad_()
+theirs = F.cross_entropy(z_torch.reshape(-1, V), all_pad.reshape(-1))
+theirs.backward()
+print(f"F.cross_entropy: value {theirs.item()}, max |grad| = {z_torch.grad.abs().max().item()}")
+print(f"aptt_edu:        value {ours.item()}, max |grad| = {z.grad.abs().max().item()}")
+assert math.isnan(theirs.item()) and z_torch.grad.abs().max() == 0  # NaN value, zero gradient
+assert ours.item() == 0.0 and z.grad.abs().max() == 0
+
+# a zero gradient still moves weights: one AdamW step (its default weight decay, 0.01)
+w = torch.nn.Parameter(torch.ones(3))
+w.grad = torch.zeros(3)
+torch.optim.AdamW([w], lr=0.1).step()
+print(f"after one AdamW step on a zero gradient: {w.data.tolist()}")  # 1 - lr * 0.01 = 0.999
+assert (w.data < 1).all()
 
 # %% [markdown] en
 # ## 4. Label smoothing
@@ -308,19 +408,87 @@ ax.grid(alpha=0.3)
 plt.show()
 
 # %% [markdown] en
+# **Try it.** How do $m^*$ and the floor $H(q)$ move with $\varepsilon$ and with the vocabulary size
+# $V$? In a live notebook (Jupyter, Colab) the sliders below redraw the figure; on the docs site and under
+# the notebook tests it is drawn once, with the defaults (`aptt_edu.widgets.explore`).
+# %% [markdown] de
+# **Probieren Sie es aus.** Wie verschieben sich $m^*$ und die Untergrenze $H(q)$ mit
+# $\varepsilon$ und mit der Vokabulargröße $V$? In einem laufenden Notebook (Jupyter, Colab) zeichnen die Schieberegler unten die Abbildung neu;
+# auf der Website und in den Notebook-Tests wird sie einmal mit den Voreinstellungen gezeichnet
+# (`aptt_edu.widgets.explore`).
+
+# %%
+from aptt_edu.widgets import explore
+
+
+def draw_margin(eps: float, V: int) -> None:
+    m = torch.linspace(-2, 16, 361)
+    z = torch.zeros(len(m), 1, V)
+    z[:, 0, 0] = m  # target logit = margin, the other V - 1 logits 0
+    y = torch.zeros(len(m), 1, dtype=torch.long)
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for e, style in ((0.0, ":"), (eps, "-")):
+        loss = LanguageModelingLoss(V, label_smoothing=e, reduction="none")(z, y)[:, 0]
+        ax.plot(m, loss, style, label=f"ε = {e:g}")
+    if eps > 0:
+        floor, m_star = best_smoothed_loss(eps, V)
+        ax.plot([m_star], [floor], "o", color="C1")
+        ax.axhline(floor, color="C1", lw=0.8, ls="--")
+        ax.set_title(f"V = {V}, ε = {eps:g}: m* = {m_star:.2f}, floor H(q) = {floor:.3f}")
+    ax.set(xlabel="logit margin m = z_y − z_other", ylabel="loss")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    plt.show()
+
+
+explore(draw_margin, eps=(0.0, 0.5, 0.01, 0.1), V=(2, 256, 1, 16))
+
+# %% [markdown] en
+# ### Exercise: label smoothing
+#
+# Write `my_label_smoothing(logits, labels, epsilon, ignore_index=-100)`: the label-smoothed
+# cross-entropy of section 4, the mean over valid positions of
+# $(1-\varepsilon)\,(-\log p_y) + \varepsilon \cdot \frac{1}{V}\sum_v (-\log p_v)$ — what
+# `F.cross_entropy(..., label_smoothing=epsilon)` computes. Fill in the function below and run the `check` cell: it tests your code on several inputs and, if something is off, says which mistake it sees. The solution is folded below the stub; try first.
+
+# %% [markdown] de
+# ### Aufgabe: Label Smoothing
+#
+# Schreiben Sie `my_label_smoothing(logits, labels, epsilon, ignore_index=-100)`: die geglättete
+# Kreuzentropie aus Abschnitt 4, den Mittelwert über die gültigen Positionen von
+# $(1-\varepsilon)\,(-\log p_y) + \varepsilon \cdot \frac{1}{V}\sum_v (-\log p_v)$ — das, was
+# `F.cross_entropy(..., label_smoothing=epsilon)` berechnet. Füllen Sie die Funktion unten aus und führen Sie die `check`-Zelle aus: Sie testet Ihren Code an mehreren Eingaben und sagt, welchen Fehler sie erkennt, falls etwas nicht stimmt. Die Lösung ist unter dem Gerüst eingeklappt; versuchen Sie es zuerst selbst.
+
+# %%
+def my_label_smoothing(logits, labels, epsilon, ignore_index=-100):
+    """(B, T, V), (B, T), eps -> mean over valid positions of the label-smoothed NLL."""
+    raise NotImplementedError  # your code here
+
+# %% tags=["solution"]
+def my_label_smoothing(logits, labels, epsilon, ignore_index=-100):
+    valid = labels != ignore_index
+    log_p = logits[valid].log_softmax(dim=-1)  # (N, V)
+    nll = -log_p.gather(1, labels[valid][:, None]).squeeze(1)  # (N,): -log p_y
+    uniform = -log_p.mean(dim=-1)  # (N,): cross-entropy against the uniform target, (1/V) sum_v
+    return ((1 - epsilon) * nll + epsilon * uniform).mean()
+
+# %%
+result = check("label_smoothing", my_label_smoothing, lang=LANG)
+
+# %% [markdown] en
 # ## 5. Training with and without label smoothing
 #
 # Now a real model: a tiny Transformer (`aptt_edu.model.GPT`) trained on a *toy language* — an
 # order-2 Markov chain over 16 letters whose **entropy rate** $H$ the package computes exactly
-# (`aptt_edu.data`). $H$ is the lowest cross-entropy any model can reach on this source: the dashed
+# (`aptt_edu.data`, introduced in notebook 00). $H$ is the lowest cross-entropy any model can reach on this source: the dashed
 # line. Both runs share seed, data and everything else; only the training loss differs. The
 # validation loss is always the *plain* cross-entropy, so the two runs are comparable.
 # %% [markdown] de
 # ## 5. Training mit und ohne Label Smoothing
 #
 # Jetzt ein echtes Modell: ein winziger Transformer (`aptt_edu.model.GPT`), trainiert auf einer
-# *Spielsprache* – einer Markow-Kette 2. Ordnung über 16 Buchstaben, deren **Entropierate** $H$ das
-# Paket exakt berechnet (`aptt_edu.data`). $H$ ist die kleinste Kreuzentropie, die irgendein Modell
+# *Spielzeugsprache* – einer Markow-Kette 2. Ordnung über 16 Buchstaben, deren **Entropierate** $H$ das
+# Paket exakt berechnet (`aptt_edu.data`, eingeführt in Notebook 00). $H$ ist die kleinste Kreuzentropie, die irgendein Modell
 # auf dieser Quelle erreichen kann: die gestrichelte Linie. Beide Läufe teilen Seed, Daten und alles
 # andere; nur der Trainingsverlust unterscheidet sich. Der Validierungsverlust ist immer die
 # *einfache* Kreuzentropie, damit beide Läufe vergleichbar sind.
@@ -350,7 +518,7 @@ plt.show()
 # plots the accuracy in each bin against the mean confidence; the diagonal is perfect calibration.
 # The **expected calibration error** (ECE) is the token-weighted mean distance to the diagonal.
 # Label smoothing is known to change calibration (Müller et al., 2019: it improves it for image
-# classifiers); on our toy source the true next-token distribution is itself uncertain, so the best
+# classifiers and for a Transformer translation model); on our toy source the true next-token distribution is itself uncertain, so the best
 # model is the one that predicts it exactly — let us look at what smoothing does here.
 # %% [markdown] de
 # Die blasse Trainingskurve des geglätteten Laufs liegt höher: Sie enthält den Glättungsterm, der
@@ -363,8 +531,9 @@ plt.show()
 # des Modells in Klassen und trägt die Genauigkeit jeder Klasse gegen die mittlere Konfidenz auf;
 # die Diagonale ist perfekte Kalibrierung. Der **Expected Calibration Error** (ECE) ist der mit der
 # Tokenzahl gewichtete mittlere Abstand zur Diagonale. Label Smoothing verändert bekanntlich die
-# Kalibrierung (Müller et al., 2019: bei Bildklassifikatoren verbessert es sie); auf unserer
-# Spielsprache ist schon die wahre Verteilung des nächsten Tokens unsicher, das beste Modell ist also
+# Kalibrierung (Müller et al., 2019: bei Bildklassifikatoren und einem Transformer für maschinelle
+# Übersetzung verbessert es sie); auf unserer
+# Spielzeugsprache ist schon die wahre Verteilung des nächsten Tokens unsicher, das beste Modell ist also
 # das, das sie genau trifft – sehen wir nach, was Label Smoothing hier bewirkt.
 
 # %% tags=["nbval-ignore-output"]
@@ -407,19 +576,23 @@ print(f"this run: label smoothing made calibration {verdict} (ECE {ece['ε = 0.0
 # Read the diagram against the popular claim. Smoothing did lower the confidence, but the smoothed
 # model's points lie *above* the diagonal: it is now **underconfident** — right more often than it
 # says — and its calibration error is larger than the plain model's. That does not contradict Müller
-# et al.: label smoothing helps calibration when a model is *over*confident, as large image
-# classifiers trained on one-hot labels are. A model trained with plain cross-entropy on a source
-# that is itself uncertain is already close to calibrated, because the cross-entropy is minimised by
-# the true distribution; pulling it towards uniform can only move it away.
+# et al.: label smoothing helps calibration when a model is *over*confident, as their image
+# classifiers and translation model, trained with one-hot targets on natural data, were. A model
+# that has reached the cross-entropy optimum on a source that is itself uncertain is already close
+# to calibrated, because the cross-entropy is minimised by the true distribution; there, pulling it
+# towards uniform can only make it underconfident. (A finite or overfitted model can still be
+# overconfident; this toy model is neither.)
 # %% [markdown] de
 # Lesen wir das Diagramm gegen die verbreitete Behauptung. Label Smoothing hat die Konfidenz zwar
 # gesenkt, aber die Punkte des geglätteten Modells liegen *über* der Diagonale: Es ist jetzt
 # **unterkonfident** – es liegt öfter richtig, als es angibt –, und sein Kalibrierungsfehler ist
 # größer als der des einfachen Modells. Das widerspricht Müller et al. nicht: Label Smoothing hilft
-# der Kalibrierung, wenn ein Modell *über*konfident ist, wie große, mit One-Hot-Labels trainierte
-# Bildklassifikatoren. Ein Modell, das mit einfacher Kreuzentropie auf einer selbst unsicheren Quelle
-# trainiert wurde, ist schon nahezu kalibriert, denn die Kreuzentropie wird von der wahren Verteilung
-# minimiert; es in Richtung Gleichverteilung zu ziehen, kann es davon nur entfernen.
+# der Kalibrierung, wenn ein Modell *über*konfident ist, wie es ihre mit One-Hot-Zielen auf
+# natürlichen Daten trainierten Bildklassifikatoren und ihr Übersetzungsmodell waren. Ein Modell,
+# das auf einer selbst unsicheren Quelle das Optimum der Kreuzentropie erreicht hat, ist schon nahezu
+# kalibriert, denn die Kreuzentropie wird von der wahren Verteilung minimiert; dort kann der Zug in
+# Richtung Gleichverteilung es nur unterkonfident machen. (Ein endliches oder überangepasstes Modell
+# kann trotzdem überkonfident sein; dieses Spielzeugmodell ist keins von beiden.)
 
 # %% [markdown] en
 # ## 6. Perplexity, token accuracy, and an accumulation pitfall
@@ -432,7 +605,9 @@ print(f"this run: label smoothing made calibration {verdict} (ECE {ece['ε = 0.0
 # Over a data set, perplexity must be computed from *sums*: $\exp(\sum \text{NLL} / \sum N)$. Averaging
 # per-batch perplexities is a common mistake: it gives a short batch as much weight as a long one,
 # and because $\exp$ is convex, the mean of exponentials is never smaller than the exponential of the
-# mean (Jensen's inequality). Two batches of very different length show the size of the error:
+# *unweighted* mean (Jensen's inequality). Against the token-weighted data-set perplexity the naive
+# mean can come out too high or too low. Two batches of very different length show how large the
+# error can get (here too high; a long bad batch beside a short good one gives a mean too low):
 # %% [markdown] de
 # ## 6. Perplexität, Token-Genauigkeit und eine Falle beim Aufsummieren
 #
@@ -445,8 +620,11 @@ print(f"this run: label smoothing made calibration {verdict} (ECE {ece['ε = 0.0
 # Über einen ganzen Datensatz muss man die Perplexität aus *Summen* berechnen:
 # $\exp(\sum \text{NLL} / \sum N)$. Per-Batch-Perplexitäten zu mitteln ist ein verbreiteter Fehler:
 # Ein kurzer Batch zählt dann so viel wie ein langer, und weil $\exp$ konvex ist, ist der Mittelwert
-# der Exponentiale nie kleiner als die Exponentialfunktion des Mittelwerts (Jensensche Ungleichung).
-# Zwei sehr unterschiedlich lange Batches zeigen, wie groß der Fehler werden kann:
+# der Exponentiale nie kleiner als die Exponentialfunktion des *ungewichteten* Mittelwerts
+# (Jensensche Ungleichung). Gegenüber der nach Tokens gewichteten Perplexität des Datensatzes kann
+# der naive Mittelwert zu hoch oder zu niedrig ausfallen. Zwei sehr unterschiedlich lange Batches
+# zeigen, wie groß der Fehler werden kann (hier zu hoch; ein langer schlechter Batch neben einem
+# kurzen guten ergibt einen zu niedrigen Mittelwert):
 
 # %%
 torch.manual_seed(1)
@@ -478,3 +656,88 @@ print(f"data-set perplexity exp(sum NLL / sum N): {data_set:.2f} (by hand {nll.m
 print(f"token accuracy over both batches: {acc.compute().item():.4f} on {int(acc.token_count)} tokens")
 assert abs(data_set - nll.mean().exp().item()) < 1e-3 * data_set
 assert sum(per_batch) / 2 > 2 * data_set  # the naive mean is more than twice too high here
+
+# %% [markdown] en
+# ### Exercise: perplexity of a data set
+#
+# Write `my_perplexity(nll_sums, token_counts)`: given each batch's *sum* of NLL and its number
+# of valid tokens (two lists), return the perplexity of the whole data set as a float. Fill in the function below and run the `check` cell: it tests your code on several inputs and, if something is off, says which mistake it sees. The solution is folded below the stub; try first.
+
+# %% [markdown] de
+# ### Aufgabe: Perplexität eines Datensatzes
+#
+# Schreiben Sie `my_perplexity(nll_sums, token_counts)`: Gegeben sind die *Summe* der NLL und
+# die Zahl gültiger Tokens jedes Batches (zwei Listen); geben Sie die Perplexität des ganzen
+# Datensatzes als float zurück. Füllen Sie die Funktion unten aus und führen Sie die `check`-Zelle aus: Sie testet Ihren Code an mehreren Eingaben und sagt, welchen Fehler sie erkennt, falls etwas nicht stimmt. Die Lösung ist unter dem Gerüst eingeklappt; versuchen Sie es zuerst selbst.
+
+# %%
+def my_perplexity(nll_sums, token_counts):
+    """Per-batch NLL sums and token counts -> the data set's perplexity (a float)."""
+    raise NotImplementedError  # your code here
+
+# %% tags=["solution"]
+def my_perplexity(nll_sums, token_counts):
+    return math.exp(sum(nll_sums) / sum(token_counts))  # sums first, then one exp
+
+# %%
+result = check("perplexity", my_perplexity, lang=LANG)
+
+# %% [markdown] en
+# ## Summary
+#
+# * The loss of a position is $-\log p_y = -z_y + \log\sum_u e^{z_u}$; with the maximum subtracted
+#   first (log-sum-exp) it cannot overflow.
+# * Labels are the inputs shifted one step left; the last position and padding get `ignore_index` and
+#   count neither in the sum nor in $N$. A batch with no target at all has the value `nan` in PyTorch
+#   (with a zero gradient) and 0.0 in the library.
+# * Label smoothing trains towards $q = (1-\varepsilon)\,\mathrm{onehot}(y) + \varepsilon / V$; its
+#   loss is $(1-\varepsilon)$ CE $+\ \varepsilon$ CE(uniform), and its lowest reachable value is the
+#   entropy of $q$, not 0. On the toy language the smoothed model of this seeded run is
+#   underconfident.
+# * A data set's perplexity is $\exp(\sum \mathrm{NLL} / \sum N)$, not the mean of per-batch
+#   perplexities.
+#
+# ## Check your understanding
+#
+# 1. Why compute $\log\sum_u e^{z_u}$ as $m + \log\sum_u e^{z_u - m}$ with $m = \max_u z_u$?
+#    <details><summary>Answer</summary>It is the same number, but e^z overflows float32 above z ≈ 88; after subtracting the maximum every exponent is ≤ 0 and the largest term is 1.</details>
+# 2. A batch has 24 label positions, 5 of them `ignore_index`. What do you divide the summed loss by, and what goes wrong with 24?
+#    <details><summary>Answer</summary>By 19, the valid targets. Dividing by 24 shrinks loss and gradient by 19/24, and by a different factor in every batch, depending on how much padding it holds.</details>
+# 3. With ε = 0.1 and V = 16, what probability does the best smoothed model put on a target it is sure about?
+#    <details><summary>Answer</summary>1 − ε + ε/V = 0.90625, and ε/V = 0.00625 on each other token. Its loss there is H(q) > 0, not 0.</details>
+# 4. The training loss of the smoothed run sits above the plain run's. Is the smoothed model worse?
+#    <details><summary>Answer</summary>Not necessarily: its training loss contains ε times the cross-entropy to the uniform distribution and cannot go below H(q). Compare the validation losses, which are the plain cross-entropy for both.</details>
+# 5. Two batches: 1000 tokens at mean NLL 2.0, 10 tokens at mean NLL 6.0. What is the data set's perplexity, and what does averaging the two perplexities give?
+#    <details><summary>Answer</summary>exp((2000 + 60) / 1010) ≈ 7.69. The mean of e² ≈ 7.39 and e⁶ ≈ 403 is about 205: the 10-token batch dominates.</details>
+# 6. Does label smoothing always improve calibration?
+#    <details><summary>Answer</summary>No. It helps a model that is overconfident. A model at the cross-entropy optimum of an uncertain source is already close to calibrated, and smoothing makes it underconfident, as in this notebook's seeded run.</details>
+
+# %% [markdown] de
+# ## Zusammenfassung
+#
+# * Der Verlust einer Position ist $-\log p_y = -z_y + \log\sum_u e^{z_u}$; mit vorher abgezogenem
+#   Maximum (Log-Sum-Exp) kann er nicht überlaufen.
+# * Die Labels sind die um einen Schritt nach links verschobenen Eingaben; die letzte Position und
+#   Padding bekommen `ignore_index` und zählen weder in der Summe noch in $N$. Ein Batch ganz ohne Ziel
+#   hat in PyTorch den Wert `nan` (mit Gradient null) und in der Bibliothek 0,0.
+# * Label Smoothing trainiert auf $q = (1-\varepsilon)\,\mathrm{onehot}(y) + \varepsilon / V$ hin;
+#   sein Verlust ist $(1-\varepsilon)$ CE $+\ \varepsilon$ CE(gleichverteilt), und sein kleinster
+#   erreichbarer Wert ist die Entropie von $q$, nicht 0. Auf der Spielzeugsprache ist das geglättete
+#   Modell dieses Laufs mit festem Seed unterkonfident.
+# * Die Perplexität eines Datensatzes ist $\exp(\sum \mathrm{NLL} / \sum N)$, nicht der Mittelwert
+#   der Perplexitäten einzelner Batches.
+#
+# ## Verständnisfragen
+#
+# 1. Warum berechnet man $\log\sum_u e^{z_u}$ als $m + \log\sum_u e^{z_u - m}$ mit $m = \max_u z_u$?
+#    <details><summary>Antwort</summary>Es ist dieselbe Zahl, aber e^z läuft in float32 oberhalb von z ≈ 88 über; nach dem Abzug des Maximums ist jeder Exponent ≤ 0 und der größte Summand 1.</details>
+# 2. Ein Batch hat 24 Label-Positionen, 5 davon `ignore_index`. Durch welche Zahl teilen Sie den summierten Verlust, und was geht mit 24 schief?
+#    <details><summary>Antwort</summary>Durch 19, die gültigen Ziele. Mit 24 schrumpfen Verlust und Gradient um 19/24, und zwar in jedem Batch um einen anderen Faktor, je nachdem, wie viel Padding er enthält.</details>
+# 3. Welche Wahrscheinlichkeit gibt das beste geglättete Modell mit ε = 0,1 und V = 16 einem Ziel, bei dem es sicher ist?
+#    <details><summary>Antwort</summary>1 − ε + ε/V = 0,90625, und ε/V = 0,00625 jedem anderen Token. Sein Verlust dort ist H(q) > 0, nicht 0.</details>
+# 4. Der Trainingsverlust des geglätteten Laufs liegt über dem des einfachen. Ist das geglättete Modell schlechter?
+#    <details><summary>Antwort</summary>Nicht unbedingt: Sein Trainingsverlust enthält ε mal die Kreuzentropie zur Gleichverteilung und kann nicht unter H(q) fallen. Vergleichen Sie die Validierungsverluste, die für beide die einfache Kreuzentropie sind.</details>
+# 5. Zwei Batches: 1000 Tokens mit mittlerer NLL 2,0, 10 Tokens mit mittlerer NLL 6,0. Wie groß ist die Perplexität des Datensatzes, und was ergibt der Mittelwert der beiden Perplexitäten?
+#    <details><summary>Antwort</summary>exp((2000 + 60) / 1010) ≈ 7,69. Der Mittelwert von e² ≈ 7,39 und e⁶ ≈ 403 ist etwa 205: Der Batch aus 10 Tokens dominiert.</details>
+# 6. Verbessert Label Smoothing immer die Kalibrierung?
+#    <details><summary>Antwort</summary>Nein. Es hilft einem überkonfidenten Modell. Ein Modell im Optimum der Kreuzentropie einer unsicheren Quelle ist schon nahezu kalibriert, und die Glättung macht es unterkonfident, wie im geseedeten Lauf dieses Notebooks.</details>

@@ -10,8 +10,8 @@
 #
 # 1. derive, in code, what is shared and why the shapes allow it — the embedding *is* a transposed
 #    unembedding;
-# 2. recompute the seed design's two claims about tying ("~4 % fewer parameters for $V$ = 50k,
-#    $d$ = 2048", "Main Head 400 MB") and find out for which model they hold — and what the head
+# 2. recompute two claims about tying from a widely shared design note for LLM output heads
+#    ("~4 % fewer parameters for $V$ = 50k, $d$ = 2048", "Main Head 400 MB") and find out for which model they hold — and what the head
 #    costs that tying does *not* save;
 # 3. read from published configurations which well-known models tie and which do not, and compute
 #    how large a share of each model the vocabulary matrices are;
@@ -21,6 +21,14 @@
 # Everything is sized to run on a CPU in under a minute on an idle machine. Every number we compute
 # is printed by a cell or checked by an `assert`; numbers quoted from papers and model cards carry
 # their source.
+#
+# **Goals.** After this notebook you can say why the input embedding and the output head may share
+# one matrix, tie them in PyTorch as one `Parameter`, count a tied model's parameters, recompute what
+# tying saves for published models, and follow the two gradients into the one tensor.
+# **Prerequisites.** Notebooks 00 and 01 (the gradient $p - \mathrm{onehot}(y)$, the loss).
+# **Time.** About 50 minutes of reading and two exercises; under a minute to run.
+# **Builds on.** Notebooks 00 and 01.
+
 # %% [markdown] de
 # # 02 · Gewichtsbindung: eine Matrix für Ein- und Ausgabe
 #
@@ -34,8 +42,8 @@
 #
 # 1. leiten wir im Code her, was geteilt wird und warum die Formen das erlauben — die
 #    Embedding-Matrix *ist* eine transponierte Ausgabeschicht;
-# 2. rechnen wir die beiden Behauptungen des Seed-Entwurfs nach („~4 % weniger Parameter bei
-#    $V$ = 50k, $d$ = 2048“, „Main Head 400 MB“) und klären, für welches Modell sie gelten — und
+# 2. rechnen wir zwei Behauptungen einer verbreiteten Entwurfsnotiz für LLM-Ausgabeschichten
+#    nach („~4 % weniger Parameter bei $V$ = 50k, $d$ = 2048“, „Main Head 400 MB“) und klären, für welches Modell sie gelten — und
 #    welche Kosten des Heads die Bindung *nicht* senkt;
 # 3. lesen wir aus veröffentlichten Konfigurationen ab, welche bekannten Modelle ihre Gewichte binden
 #    und welche nicht, und berechnen, welchen Anteil die Vokabular-Matrizen am ganzen Modell haben;
@@ -46,6 +54,14 @@
 # Alles ist so klein gehalten, dass es auf einem unbelasteten Rechner in unter einer Minute auf der
 # CPU läuft. Jede Zahl, die wir berechnen, gibt eine Zelle aus oder prüft ein `assert`; Zahlen aus
 # Veröffentlichungen und Model Cards stehen mit ihrer Quelle da.
+#
+# **Lernziele.** Nach diesem Notebook können Sie begründen, warum sich Eingabe-Embedding und
+# Ausgabeschicht eine Matrix teilen dürfen, beide in PyTorch als einen `Parameter` binden, die
+# Parameter eines gebundenen Modells zählen, nachrechnen, was die Bindung bei veröffentlichten
+# Modellen spart, und die beiden Gradienten in den einen Tensor verfolgen.
+# **Voraussetzungen.** Notebooks 00 und 01 (der Gradient $p - \mathrm{onehot}(y)$, der Verlust).
+# **Zeit.** Etwa 50 Minuten zum Lesen und für zwei Aufgaben; unter einer Minute Laufzeit.
+# **Baut auf.** Notebooks 00 und 01.
 
 # %%
 import dataclasses
@@ -58,6 +74,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from aptt_edu import shift_labels
+from aptt_edu.exercises import check
 from aptt_edu.heads.language_modeling import LanguageModelingHead
 from aptt_edu.layers import Block
 from aptt_edu.loss.language_modeling import LanguageModelingLoss
@@ -67,6 +84,12 @@ from aptt_edu.train import TrainConfig, load_data, train
 
 _ = torch.manual_seed(0)
 
+
+# %% en tags=["language"]
+LANG = "en"  # the language of the exercises' feedback (the German notebook sets "de")
+
+# %% de tags=["language"]
+LANG = "de"  # die Sprache der Rückmeldungen zu den Aufgaben (das englische Notebook setzt "en")
 # %% [markdown] en
 # ## 1. What is shared, and why that is allowed
 #
@@ -176,6 +199,33 @@ with torch.no_grad():
 print("head row 3 after zeroing embedding row 3:", head.weight[3].tolist())  # ... the head sees it
 
 # %% [markdown] en
+# ### Exercise: tie a head to an embedding
+#
+# Write `my_tie(embedding, head)`: tie `head` (a `LanguageModelingHead`) to `embedding` in place,
+# so that both use *one* `nn.Parameter`, as `tie_embedding_weights` does. The check also tells a
+# copy of the values and a shared storage under two Parameter objects apart. Fill in the function below and run the `check` cell: it tests your code on several inputs and, if something is off, says which mistake it sees. The solution is folded below the stub; try first.
+
+# %% [markdown] de
+# ### Aufgabe: Einen Head an ein Embedding binden
+#
+# Schreiben Sie `my_tie(embedding, head)`: Binden Sie `head` (einen `LanguageModelingHead`)
+# direkt an `embedding`, sodass beide *einen* `nn.Parameter` verwenden, wie es
+# `tie_embedding_weights` tut. Die Prüfung unterscheidet auch eine Kopie der Werte und einen
+# gemeinsamen Speicher unter zwei Parameter-Objekten. Füllen Sie die Funktion unten aus und führen Sie die `check`-Zelle aus: Sie testet Ihren Code an mehreren Eingaben und sagt, welchen Fehler sie erkennt, falls etwas nicht stimmt. Die Lösung ist unter dem Gerüst eingeklappt; versuchen Sie es zuerst selbst.
+
+# %%
+def my_tie(embedding, head):
+    """Makes head's weight the very same Parameter as embedding's (in place, returns None)."""
+    raise NotImplementedError  # your code here
+
+# %% tags=["solution"]
+def my_tie(embedding, head):
+    head.weight = embedding.weight  # one Parameter object, registered under two names
+
+# %%
+result = check("tie_weights", my_tie, lang=LANG)
+
+# %% [markdown] en
 # ### Counting a tied parameter once
 #
 # A model that ties has one tensor under two names. `model.parameters()` yields each tensor once, so
@@ -230,9 +280,33 @@ with warnings.catch_warnings(record=True) as caught:
 print(caught[0].message)
 
 # %% [markdown] en
-# ## 2. What tying saves: the seed's claims, recomputed
+# ### Exercise: count the parameters of a tied model
 #
-# Tying removes exactly one $V \times d$ matrix. The seed design states two numbers for
+# Write `my_parameter_count(model)`: the number of trainable numbers in `model`, a tied matrix
+# counted once (an `int`). Fill in the function below and run the `check` cell: it tests your code on several inputs and, if something is off, says which mistake it sees. The solution is folded below the stub; try first.
+
+# %% [markdown] de
+# ### Aufgabe: Die Parameter eines gebundenen Modells zählen
+#
+# Schreiben Sie `my_parameter_count(model)`: die Zahl der trainierbaren Zahlen in `model`, eine
+# gebundene Matrix nur einmal gezählt (ein `int`). Füllen Sie die Funktion unten aus und führen Sie die `check`-Zelle aus: Sie testet Ihren Code an mehreren Eingaben und sagt, welchen Fehler sie erkennt, falls etwas nicht stimmt. Die Lösung ist unter dem Gerüst eingeklappt; versuchen Sie es zuerst selbst.
+
+# %%
+def my_parameter_count(model):
+    """The number of trainable numbers in model, a tied matrix counted once."""
+    raise NotImplementedError  # your code here
+
+# %% tags=["solution"]
+def my_parameter_count(model):
+    return sum(p.numel() for p in model.parameters())  # parameters() yields a shared one once
+
+# %%
+result = check("parameter_count", my_parameter_count, lang=LANG)
+
+# %% [markdown] en
+# ## 2. What tying saves: the design note's claims, recomputed
+#
+# Tying removes exactly one $V \times d$ matrix. The design note states two numbers for
 # $V$ = 50,000 and $d$ = 2048. Neither says for which model it holds, so we compute that.
 #
 # ### Claim 1: "~4 % fewer parameters"
@@ -242,9 +316,9 @@ print(caught[0].message)
 #
 # $$\frac{V d}{N} = 0.04 \quad\Longrightarrow\quad N = \frac{V d}{0.04}.$$
 # %% [markdown] de
-# ## 2. Was die Bindung spart: die Behauptungen des Seed-Entwurfs nachgerechnet
+# ## 2. Was die Bindung spart: die Behauptungen der Entwurfsnotiz nachgerechnet
 #
-# Die Gewichtsbindung entfernt genau eine $V \times d$-Matrix. Der Seed-Entwurf nennt zwei Zahlen
+# Die Gewichtsbindung entfernt genau eine $V \times d$-Matrix. Die Entwurfsnotiz nennt zwei Zahlen
 # für $V$ = 50.000 und $d$ = 2048. Keine der beiden sagt, für welches Modell sie gilt — das rechnen
 # wir aus.
 #
@@ -284,7 +358,7 @@ print(f"one Block(d=2048): {block_params:,} parameters")
 
 
 def untied_total(n_layers: int | float) -> float:
-    """$N(L) = 2Vd + L(12d^2 + 2d) + d$ for the seed's V and d."""
+    """$N(L) = 2Vd + L(12d^2 + 2d) + d$ for the design note's V and d."""
     return 2 * saved + n_layers * block_params + d_seed
 
 
@@ -300,7 +374,7 @@ layers = torch.arange(1, 65)
 share = saved / untied_total(layers.double())
 plt.figure(figsize=(6.4, 3.6))
 plt.plot(layers, 100 * share, label=r"$Vd\,/\,N(L)$, $V$=50k, $d$=2048")
-plt.axhline(4.0, color="gray", linestyle="--", label="seed claim: 4 %")
+plt.axhline(4.0, color="gray", linestyle="--", label="design note: 4 %")
 plt.axvline(L_4pct, color="gray", linestyle=":", label=f"L = {L_4pct:.1f}")
 plt.xlabel("Transformer blocks $L$")
 plt.ylabel("parameters saved by tying (%)")
@@ -364,7 +438,7 @@ print(f"per fp32 weight byte: gradient {grad_b / weight_b:.0f}x, AdamW moments {
 assert grad_b == weight_b and adam_b == 2 * weight_b
 
 head_train_bytes = saved * 4 * (1 + 1 + 2)  # weights + gradient + two moments, all fp32
-print(f"seed head in fp32 training with AdamW: {head_train_bytes / 1e9:.2f} GB")
+print(f"design-note head in fp32 training with AdamW: {head_train_bytes / 1e9:.2f} GB")
 
 # %% [markdown] en
 # ### What tying does not save: the logits and their gradient
@@ -372,15 +446,15 @@ print(f"seed head in fp32 training with AdamW: {head_train_bytes / 1e9:.2f} GB")
 # The head's largest cost is not a parameter at all. For a batch of $B$ sequences of length $T$ it
 # produces a logits tensor of shape $(B, T, V)$, and the backward pass produces a gradient of the
 # same shape. Tied or untied, these are the same size: tying shares the *weights*, not the
-# activations. Again measured on a small example first, then scaled to the seed's $V$:
+# activations. Again measured on a small example first, then scaled to the design note's $V$:
 # %% [markdown] de
 # ### Was die Bindung nicht spart: die Logits und ihr Gradient
 #
 # Der größte Posten des Heads ist gar kein Parameter. Für einen Batch aus $B$ Sequenzen der Länge
 # $T$ erzeugt er einen Logits-Tensor der Form $(B, T, V)$, und der Backward-Pass einen Gradienten
 # derselben Form. Gebunden oder nicht, beide sind gleich groß: Die Bindung teilt die *Gewichte*,
-# nicht die Aktivierungen. Wieder erst an einem kleinen Beispiel gemessen, dann auf das $V$ des
-# Seed-Entwurfs hochgerechnet:
+# nicht die Aktivierungen. Wieder erst an einem kleinen Beispiel gemessen, dann auf das $V$ der
+# Entwurfsnotiz hochgerechnet:
 
 # %%
 B, T, V_small = 2, 8, 100
@@ -395,7 +469,7 @@ assert nbytes(z) == nbytes(z.grad) == B * T * V_small * 4
 
 B_ex, T_ex = 8, 2048  # an example batch of 16,384 tokens
 logit_bytes = B_ex * T_ex * V_seed * 4  # fp32 logits, $B \cdot T \cdot V \cdot 4$ bytes
-print(f"seed V, B={B_ex}, T={T_ex}: logits {logit_bytes / 1e9:.2f} GB + gradient {logit_bytes / 1e9:.2f} GB "
+print(f"design-note V, B={B_ex}, T={T_ex}: logits {logit_bytes / 1e9:.2f} GB + gradient {logit_bytes / 1e9:.2f} GB "
       f"= {2 * logit_bytes / (saved * 4):.0f}x the fp32 head weights")
 
 # %% [markdown] en
@@ -676,7 +750,7 @@ print(f"|grad| per row, token 0 (never an input): embedding {emb_u.weight.grad[0
 # ## 5. Tied vs untied training on the toy source
 #
 # Finally the whole model. `aptt_edu.train.train` trains the package's tiny Transformer (`GPT`, one
-# block, $d$ = 64) on the toy language of `aptt_edu.data`: a random order-2 Markov chain over
+# block, $d$ = 64) on the toy language of `aptt_edu.data` (notebook 00): a random order-2 Markov chain over
 # $V$ = 16 letters whose entropy rate $H$ — the lowest loss *any* model can reach — is computed
 # exactly. We train it twice from the same seed, on the same data and batches, once with
 # `tie_weights=False` and once with `tie_weights=True`; nothing else differs.
@@ -684,7 +758,7 @@ print(f"|grad| per row, token 0 (never an input): embedding {emb_u.weight.grad[0
 # ## 5. Gebunden und ungebunden trainiert, auf der Spielzeugquelle
 #
 # Zum Schluss das ganze Modell. `aptt_edu.train.train` trainiert den kleinen Transformer des Pakets
-# (`GPT`, ein Block, $d$ = 64) auf der Spielzeugsprache aus `aptt_edu.data`: einer zufälligen
+# (`GPT`, ein Block, $d$ = 64) auf der Spielzeugsprache aus `aptt_edu.data` (Notebook 00): einer zufälligen
 # Markow-Kette zweiter Ordnung über $V$ = 16 Buchstaben, deren Entropierate $H$ — der kleinste
 # Verlust, den *irgendein* Modell erreichen kann — exakt berechnet wird. Wir trainieren zweimal mit
 # demselben Seed, denselben Daten und denselben Batches, einmal mit `tie_weights=False`, einmal mit
@@ -769,8 +843,9 @@ print(f"this run: tied ahead by > 0.1 nats in mid-training: {gap[i_max] > 0.1}; 
 #   only for an untied model of about 2.56 B parameters. The head's fp32 weights are 409.6 MB
 #   (204.8 MB in bf16) — but logits and their gradient, $2 \cdot B T V$ numbers, cost more, and tying
 #   does not touch them.
-# * Small models (GPT-2 small, Llama 3.2 1B, Gemma) tie, where the vocabulary matrix is a fifth to a
-#   third of the model; large ones (Llama 2 7B, Llama 3 8B, DeepSeek-V3) do not.
+# * GPT-2 small, Llama 3.2 1B and Gemma 2B tie, where the vocabulary matrix is a fifth to a third
+#   of the model; Gemma 7B ties too, at 9 %, because of its 256k vocabulary; Llama 2 7B, Llama 3 8B
+#   and DeepSeek-V3 do not.
 # * Both uses send their gradient into the one tensor: sparse rows from the embedding, dense rows
 #   from the head, added.
 # * On the toy language the tied tiny Transformer, with 1.9 % fewer parameters, learns faster in
@@ -785,18 +860,57 @@ print(f"this run: tied ahead by > 0.1 nats in mid-training: {gap[i_max] > 0.1}; 
 #   sind nur bei einem ungebundenen Modell mit etwa 2,56 Mrd. Parametern „~4 %“. Die fp32-Gewichte
 #   des Heads belegen 409,6 MB (204,8 MB in bf16) — Logits und ihr Gradient, $2 \cdot B T V$ Zahlen,
 #   kosten aber mehr, und die lässt die Bindung unberührt.
-# * Kleine Modelle (GPT-2 small, Llama 3.2 1B, Gemma) binden, bei ihnen ist die Vokabular-Matrix ein
-#   Fünftel bis ein Drittel des Modells; große (Llama 2 7B, Llama 3 8B, DeepSeek-V3) nicht.
+# * GPT-2 small, Llama 3.2 1B und Gemma 2B binden, bei ihnen ist die Vokabular-Matrix ein Fünftel
+#   bis ein Drittel des Modells; auch Gemma 7B bindet, bei 9 %, wegen seines Vokabulars von 256k;
+#   Llama 2 7B, Llama 3 8B und DeepSeek-V3 binden nicht.
 # * Beide Verwendungen schicken ihren Gradienten in den einen Tensor: dünn besetzte Zeilen vom
 #   Embedding, dichte vom Head, addiert.
 # * Auf der Spielzeugsprache lernt der gebundene kleine Transformer mit 1,9 % weniger Parametern
 #   mitten im Training schneller und endet knapp unter dem ungebundenen; beide enden nahe an der
 #   Entropie-Untergrenze.
 
-# %% [markdown]
-# **References / Quellen.** Press, O. & Wolf, L. (2017). *Using the Output Embedding to Improve
+# %% [markdown] en
+# ## Check your understanding
+#
+# 1. Why does tying fit shape-wise, and what does the logit $z_v$ become?
+#    <details><summary>Answer</summary>Embedding and head are both V × d. With W = E the logit is z_v = h · e_v, the dot product of the hidden state with token v's input vector.</details>
+# 2. After `head.weight = emb.weight`, how often does `model.parameters()` yield the matrix, and how often does `state_dict()` list it?
+#    <details><summary>Answer</summary>parameters() yields it once (one Parameter object); state_dict() lists it under both names.</details>
+# 3. Tying saves V·d parameters. Why is that about a third of GPT-2 small but only about 1.5 % of a 7B model?
+#    <details><summary>Answer</summary>V·d grows only with d, while the blocks grow with L·12d²: a large model has many wide blocks, so the one vocabulary matrix is a small share.</details>
+# 4. A token never occurs as an input in the training data. Does its row of a tied matrix get a gradient?
+#    <details><summary>Answer</summary>Yes: through the head. Every position's softmax puts probability p_v on every token, so the gradient p − onehot(y) reaches every row (notebook 00).</details>
+# 5. Does tying reduce the memory of the logits?
+#    <details><summary>Answer</summary>No. The logits (B, T, V) and their gradient are activations; tying shares weights only.</details>
+
+# %% [markdown] de
+# ## Verständnisfragen
+#
+# 1. Warum passt die Bindung von den Formen her, und was wird aus dem Logit $z_v$?
+#    <details><summary>Antwort</summary>Embedding und Head sind beide V × d. Mit W = E ist der Logit z_v = h · e_v, das Skalarprodukt des Hidden States mit dem Eingabevektor von Token v.</details>
+# 2. Wie oft liefert `model.parameters()` die Matrix nach `head.weight = emb.weight`, und wie oft führt `state_dict()` sie auf?
+#    <details><summary>Antwort</summary>parameters() liefert sie einmal (ein Parameter-Objekt); state_dict() führt sie unter beiden Namen.</details>
+# 3. Die Bindung spart V·d Parameter. Warum ist das bei GPT-2 small etwa ein Drittel, bei einem 7B-Modell aber nur etwa 1,5 %?
+#    <details><summary>Antwort</summary>V·d wächst nur mit d, die Blöcke wachsen mit L·12d²: Ein großes Modell hat viele breite Blöcke, die eine Vokabular-Matrix ist dort ein kleiner Anteil.</details>
+# 4. Ein Token kommt in den Trainingsdaten nie als Eingabe vor. Bekommt seine Zeile einer gebundenen Matrix einen Gradienten?
+#    <details><summary>Antwort</summary>Ja, über den Head. Der Softmax jeder Position gibt jedem Token eine Wahrscheinlichkeit p_v, der Gradient p − onehot(y) erreicht also jede Zeile (Notebook 00).</details>
+# 5. Verringert die Bindung den Speicher der Logits?
+#    <details><summary>Antwort</summary>Nein. Die Logits (B, T, V) und ihr Gradient sind Aktivierungen; die Bindung teilt nur Gewichte.</details>
+
+# %% [markdown] en
+# **References.** Press, O. & Wolf, L. (2017). *Using the Output Embedding to Improve
 # Language Models.* EACL 2017, https://aclanthology.org/E17-2025 · Inan, H., Khosravi, K. & Socher, R.
-# (2017). *Tying Word Vectors and Word Classifiers.* ICLR 2017, https://openreview.net/forum?id=r1aPbsFle
+# (2017). *Tying Word Vectors and Word Classifiers: A Loss Framework for
+# Language Modeling.* ICLR 2017, https://openreview.net/forum?id=r1aPbsFle
+# · DeepSeek-AI (2024). *DeepSeek-V3 Technical Report.* arXiv:2412.19437 · Gemma Team (2024). *Gemma:
+# Open Models Based on Gemini Research and Technology.* arXiv:2403.08295 · Wijmans, E. et al. (2024).
+# *Cut Your Losses in Large-Vocabulary Language Models.* arXiv:2411.09009 · Hsu, P.-L. et al. (2024).
+# *Liger Kernel.* arXiv:2410.10989
+# %% [markdown] de
+# **Quellen.** Press, O. & Wolf, L. (2017). *Using the Output Embedding to Improve
+# Language Models.* EACL 2017, https://aclanthology.org/E17-2025 · Inan, H., Khosravi, K. & Socher, R.
+# (2017). *Tying Word Vectors and Word Classifiers: A Loss Framework for
+# Language Modeling.* ICLR 2017, https://openreview.net/forum?id=r1aPbsFle
 # · DeepSeek-AI (2024). *DeepSeek-V3 Technical Report.* arXiv:2412.19437 · Gemma Team (2024). *Gemma:
 # Open Models Based on Gemini Research and Technology.* arXiv:2403.08295 · Wijmans, E. et al. (2024).
 # *Cut Your Losses in Large-Vocabulary Language Models.* arXiv:2411.09009 · Hsu, P.-L. et al. (2024).

@@ -10,16 +10,26 @@
 # This notebook works through it in order:
 #
 # 1. **Alignment** — which target does the main head and which does depth $k$ see at each position?
-# 2. **The seed's simple head** — one extra projection per depth on the same hidden state.
+# 2. **The simple head** — one extra projection per depth on the same hidden state.
 # 3. **The DeepSeek-V3 module** — Eq. 21–25, a diagram, and a parameter count.
 # 4. **The loss** — $\lambda$ versus $\lambda / D$.
 # 5. **Training** — loss curves with and without MTP on a toy language whose floors are known.
 # 6. **Cost** — a measured and an analytic estimate of the compute overhead, checked against the
-#    seed design's claim of "~33 %".
+#    claim of "~33 %" that a widely shared design note for these heads makes.
 # 7. **MTP as a draft model** — how often the depth-1 prediction agrees with what the main model
 #    predicts one step later (the idea behind MTP speculative decoding).
 #
 # Every number in the text is printed by a cell or checked by an `assert`.
+#
+# **Goals.** After this notebook you can align the targets of MTP depth $k$, build the simple head
+# and DeepSeek-V3's sequential modules and count their parameters, choose between $\lambda$ and
+# $\lambda / D$, read a training comparison against two known floors, estimate what MTP costs in
+# compute, and say why depth 1 makes a good draft for speculative decoding.
+# **Prerequisites.** Notebooks 00 and 01 (the floor $H$, `shift_labels`, the cross-entropy);
+# notebook 02 for the shared head.
+# **Time.** About 65 minutes of reading and two exercises — best in two sittings: sections 1–4 (the
+# designs and the loss), then 5–7 (training, cost, drafts). Under a minute to run.
+# **Builds on.** Notebooks 00, 01 and 02.
 
 # %% [markdown] de
 # # 03 · Multi-Token-Prediction (MTP)
@@ -34,18 +44,30 @@
 # Das Notebook geht in dieser Reihenfolge vor:
 #
 # 1. **Ausrichtung** — welches Ziel sieht der Haupt-Head, welches Tiefe $k$ an jeder Position?
-# 2. **Der einfache Head des Seed-Entwurfs** — eine zusätzliche Projektion pro Tiefe auf demselben
+# 2. **Der einfache Head** — eine zusätzliche Projektion pro Tiefe auf demselben
 #    Hidden State.
 # 3. **Das DeepSeek-V3-Modul** — Gl. 21–25, ein Diagramm und eine Parameterzählung.
 # 4. **Der Verlust** — $\lambda$ gegenüber $\lambda / D$.
 # 5. **Training** — Lernkurven mit und ohne MTP auf einer Spielzeugsprache, deren Untergrenzen
 #    bekannt sind.
 # 6. **Kosten** — gemessener und analytisch geschätzter Mehraufwand (Overhead), geprüft an der
-#    Behauptung des Seed-Entwurfs von „~33 %“.
+#    Behauptung „~33 %“ aus einer verbreiteten Entwurfsnotiz für diese Heads.
 # 7. **MTP als Entwurfsmodell** — wie oft stimmt die Vorhersage der Tiefe 1 mit dem überein, was
 #    das Hauptmodell einen Schritt später vorhersagt (die Idee hinter spekulativem Dekodieren mit MTP)?
 #
 # Jede Zahl im Text wird von einer Zelle ausgegeben oder mit einem `assert` geprüft.
+#
+# **Lernziele.** Nach diesem Notebook können Sie die Ziele der MTP-Tiefe $k$ ausrichten, den
+# einfachen Head und die sequenziellen Module von DeepSeek-V3 bauen und ihre Parameter zählen,
+# zwischen $\lambda$ und $\lambda / D$ wählen, einen Trainingsvergleich an zwei bekannten
+# Untergrenzen ablesen, den Rechenaufwand von MTP abschätzen und sagen, warum Tiefe 1 ein guter
+# Entwurf für spekulatives Dekodieren ist.
+# **Voraussetzungen.** Notebooks 00 und 01 (die Untergrenze $H$, `shift_labels`, die Kreuzentropie);
+# Notebook 02 für den geteilten Head.
+# **Zeit.** Etwa 65 Minuten zum Lesen und für zwei Aufgaben — am besten in zwei Etappen: Abschnitte
+# 1–4 (die Bauweisen und der Verlust), dann 5–7 (Training, Kosten, Entwürfe). Unter einer Minute
+# Laufzeit.
+# **Baut auf.** Notebooks 00, 01 und 02.
 
 # %%
 import matplotlib.pyplot as plt
@@ -54,6 +76,7 @@ from matplotlib.patches import FancyBboxPatch
 from torch import nn
 
 from aptt_edu import shift_labels
+from aptt_edu.exercises import check
 from aptt_edu.heads.deepseek_mtp import DeepSeekMTP
 from aptt_edu.heads.language_modeling import (
     CombinedLMHead,
@@ -65,6 +88,12 @@ from aptt_edu.loss.language_modeling import MultiTokenPredictionLoss
 torch.manual_seed(0)
 torch.set_num_threads(1)  # one thread: the same float results on any machine, steadier timings
 
+
+# %% en tags=["language"]
+LANG = "en"  # the language of the exercises' feedback (the German notebook sets "de")
+
+# %% de tags=["language"]
+LANG = "de"  # die Sprache der Rückmeldungen zu den Aufgaben (das englische Notebook setzt "en")
 # %% [markdown] en
 # ## 1. Alignment: who predicts what?
 #
@@ -177,9 +206,33 @@ print(f"depth 1 scored on labels[:, :-1] (wrong): {wrong.item():.4f}")
 assert not torch.allclose(wrong, parts["mtp_loss_1"])
 
 # %% [markdown] en
-# ## 2. The seed's simple head: one projection per depth
+# ### Exercise: the targets of depth k
 #
-# The seed design's `MultiTokenPredictionHead` gives each depth $k$ its own $(V, d)$ matrix $W_k$
+# Write `my_mtp_targets(labels, k)`: from shifted labels `(B, T)` the targets `(B, T-k)` that
+# depth $k$'s logits are scored on, position by position. Fill in the function below and run the `check` cell: it tests your code on several inputs and, if something is off, says which mistake it sees. The solution is folded below the stub; try first.
+
+# %% [markdown] de
+# ### Aufgabe: Die Ziele der Tiefe k
+#
+# Schreiben Sie `my_mtp_targets(labels, k)`: aus verschobenen Labels `(B, T)` die Ziele
+# `(B, T-k)`, an denen die Logits der Tiefe $k$ Position für Position gemessen werden. Füllen Sie die Funktion unten aus und führen Sie die `check`-Zelle aus: Sie testet Ihren Code an mehreren Eingaben und sagt, welchen Fehler sie erkennt, falls etwas nicht stimmt. Die Lösung ist unter dem Gerüst eingeklappt; versuchen Sie es zuerst selbst.
+
+# %%
+def my_mtp_targets(labels, k):
+    """(B, T) shifted labels -> (B, T-k): what depth k predicts at positions 0 .. T-k-1."""
+    raise NotImplementedError  # your code here
+
+# %% tags=["solution"]
+def my_mtp_targets(labels, k):
+    return labels[:, k:]  # position i of depth k predicts labels[:, i + k]
+
+# %%
+result = check("mtp_targets", my_mtp_targets, lang=LANG)
+
+# %% [markdown] en
+# ## 2. The simple head: one projection per depth
+#
+# The design note's `MultiTokenPredictionHead` gives each depth $k$ its own $(V, d)$ matrix $W_k$
 # and applies it to the **same** final hidden state $h_i$ that the main head reads:
 #
 # $$z^{k}_i = W_k\, h_i, \qquad i = 1, \dots, T - k .$$
@@ -188,9 +241,9 @@ assert not torch.allclose(wrong, parts["mtp_loss_1"])
 # logits with a plain matrix product:
 
 # %% [markdown] de
-# ## 2. Der einfache Head des Seed-Entwurfs: eine Projektion pro Tiefe
+# ## 2. Der einfache Head: eine Projektion pro Tiefe
 #
-# Der `MultiTokenPredictionHead` des Seed-Entwurfs gibt jeder Tiefe $k$ eine eigene $(V, d)$-Matrix
+# Der `MultiTokenPredictionHead` der Entwurfsnotiz gibt jeder Tiefe $k$ eine eigene $(V, d)$-Matrix
 # $W_k$ und wendet sie auf **denselben** letzten Hidden State (versteckten Zustand) $h_i$ an, den
 # auch der Haupt-Head liest:
 #
@@ -257,9 +310,24 @@ assert n_main == V * d and n_mtp == D * V * d
 #
 # $$\mathcal{L}_{\mathrm{MTP}} = \frac{\lambda}{D}\sum_{k=1}^{D} \mathcal{L}^{k}_{\mathrm{MTP}} \tag{25}$$
 #
-# $[\cdot\,;\cdot]$ is concatenation (hidden state first). The difference to the simple head is in
-# Eq. 21: depth $k$ **reads the true token $t_{i+k}$** (teacher forcing), so depth 1 predicts
-# $t_{i+2}$ knowing $t_{i+1}$ — the same information the main model has one position later.
+# $[\cdot\,;\cdot]$ is concatenation. The difference to the simple head is in Eq. 21: depth $k$
+# **reads the true token $t_{i+k}$** (teacher forcing), so depth 1 predicts $t_{i+2}$ knowing
+# $t_{i+1}$ — the same information the main model has one position later.
+#
+# Three details the report leaves open are fixed by the weights DeepSeek released and by the code
+# that trains and serves them (Megatron-LM, vLLM, SGLang); the library follows them:
+#
+# * **Order of the concatenation.** Eq. 21 writes $h^{k-1}$ first; the released projection
+#   (`eh_proj`, "embedding–hidden") takes the embedding first. For training from scratch both are
+#   the same model: swapping the two column halves of $M_k$ turns one into the other.
+# * **Which $h^0$.** Depth 1 reads the main model's hidden state *after* its final RMSNorm — the
+#   tensor the main head reads.
+# * **What the chain carries.** Each depth has its own RMSNorm before the shared head; depth $k+1$
+#   reads $h^k$ after that norm, the tensor depth $k$'s logits come from.
+#
+# The parts carry the released names: `enorm`, `hnorm`, `eh_proj`, `block` ($\mathrm{TRM}_k$) and
+# `shared_head.norm`. $\mathrm{TRM}_k$ here is this course's small Transformer block; DeepSeek's is
+# a full decoder layer with its attention variant (MLA) and mixture of experts.
 
 # %% [markdown] de
 # ## 3. Das DeepSeek-V3-Modul: sequenziell, mit geteilter Einbettung und geteiltem Head
@@ -280,10 +348,29 @@ assert n_main == V * d and n_mtp == D * V * d
 #
 # $$\mathcal{L}_{\mathrm{MTP}} = \frac{\lambda}{D}\sum_{k=1}^{D} \mathcal{L}^{k}_{\mathrm{MTP}} \tag{25}$$
 #
-# $[\cdot\,;\cdot]$ ist die Verkettung (Hidden State zuerst). Der Unterschied zum einfachen Head
-# steckt in Gl. 21: Tiefe $k$ **liest das wahre Token $t_{i+k}$** (Teacher Forcing). Tiefe 1 sagt
-# $t_{i+2}$ also in Kenntnis von $t_{i+1}$ vorher — mit derselben Information, die das Hauptmodell
-# eine Position später hat.
+# $[\cdot\,;\cdot]$ ist die Verkettung. Der Unterschied zum einfachen Head steckt in Gl. 21:
+# Tiefe $k$ **liest das wahre Token $t_{i+k}$** (Teacher Forcing). Tiefe 1 sagt $t_{i+2}$ also in
+# Kenntnis von $t_{i+1}$ vorher — mit derselben Information, die das Hauptmodell eine Position
+# später hat.
+#
+# Drei Einzelheiten lässt der Bericht offen; festgelegt werden sie durch die von DeepSeek
+# veröffentlichten Gewichte und durch den Code, der sie trainiert und ausliefert (Megatron-LM,
+# vLLM, SGLang). Die Bibliothek folgt ihnen:
+#
+# * **Reihenfolge der Verkettung.** Gl. 21 schreibt $h^{k-1}$ zuerst; die veröffentlichte
+#   Projektion (`eh_proj`, „Embedding–Hidden“) nimmt die Einbettung zuerst. Für ein Training von
+#   Grund auf ist das dasselbe Modell: Vertauscht man die beiden Spaltenhälften von $M_k$, wird
+#   das eine zum anderen.
+# * **Welches $h^0$.** Tiefe 1 liest den Hidden State des Hauptmodells *nach* seiner letzten
+#   RMSNorm — denselben Tensor, den der Haupt-Head liest.
+# * **Was die Kette weitergibt.** Jede Tiefe hat vor dem geteilten Head eine eigene RMSNorm;
+#   Tiefe $k+1$ liest $h^k$ nach dieser Norm, also den Tensor, aus dem die Logits der Tiefe $k$
+#   entstehen.
+#
+# Die Bausteine tragen die Namen der veröffentlichten Gewichte: `enorm`, `hnorm`, `eh_proj`,
+# `block` ($\mathrm{TRM}_k$) und `shared_head.norm`. $\mathrm{TRM}_k$ ist hier der kleine
+# Transformer-Block dieses Kurses; bei DeepSeek ist es eine vollständige Decoder-Schicht mit deren
+# Attention-Variante (MLA) und Mixture of Experts.
 
 # %%
 def box(ax, xy, text, color="#dbe9f6", w=1.9, h=0.55):
@@ -382,15 +469,16 @@ h = h0
 for k, m in enumerate(mtp.depths, start=1):
     h_prev = h[:, : T - k]  # h^{k-1}_i for the T-k positions that have a token k ahead, (B, T-k, d)
     e = emb(input_ids[:, k:])  # Emb(t_{i+k}), (B, T-k, d)
-    # Eq. 21: $h'^k_i = M_k [\mathrm{RMSNorm}(h^{k-1}_i); \mathrm{RMSNorm}(\mathrm{Emb}(t_{i+k}))]$
-    cat = torch.cat([rms_norm(h_prev, m.hnorm.weight, m.hnorm.eps),
-                     rms_norm(e, m.enorm.weight, m.enorm.eps)], dim=-1)  # (B, T-k, 2d)
-    h_prime = cat @ m.proj.weight.T  # M_k has shape (d, 2d) -> (B, T-k, d)
+    # Eq. 21, embedding first as in the released weights: [RMSNorm(Emb(t_{i+k})); RMSNorm(h^{k-1}_i)]
+    cat = torch.cat([rms_norm(e, m.enorm.weight, m.enorm.eps),
+                     rms_norm(h_prev, m.hnorm.weight, m.hnorm.eps)], dim=-1)  # (B, T-k, 2d)
+    h_prime = cat @ m.eh_proj.weight.T  # M_k has shape (d, 2d) -> (B, T-k, d)
     h = m.block(h_prime)  # Eq. 22: one causal pre-norm Transformer block, (B, T-k, d)
-    # Eq. 23: the *shared* head (after the module's own final norm), (B, T-k, V)
-    z = rms_norm(h, m.norm_out.weight, m.norm_out.eps) @ out_head.weight.T
+    norm = m.shared_head.norm  # the depth's own final norm; its output also feeds depth k+1
+    h = rms_norm(h, norm.weight, norm.eps)  # (B, T-k, d)
+    z = h @ out_head.weight.T  # Eq. 23: the *shared* head, (B, T-k, V)
     assert torch.allclose(z, lib_logits[k - 1], atol=1e-5)
-    print(f"depth {k}: M_k {tuple(m.proj.weight.shape)}, logits {tuple(z.shape)}  == library ✓")
+    print(f"depth {k}: M_k {tuple(m.eh_proj.weight.shape)}, logits {tuple(z.shape)}  == library ✓")
 
 # %% [markdown] en
 # The embedding and the head are *passed in*, not owned: they appear in neither the module's
@@ -418,7 +506,7 @@ assert out_head.weight.grad.norm() > 0 and emb.weight.grad.norm() > 0
 # two norms $2d$) and three RMSNorm gains ($3d$): $14d^2 + 5d$, **no term in $V$**. The simple
 # head adds $V \cdot d$ per depth. We count real modules; for the large sizes they are built on
 # PyTorch's `meta` device, which creates shapes without allocating memory. The sizes are our demo,
-# the seed design's two examples ($V = 1000, d = 512$ and $V = 50\,000, d = 2048$) and
+# the design note's two examples (note A: $V = 1000, d = 512$; note B: $V = 50\,000, d = 2048$) and
 # DeepSeek-V3's vocabulary and width ($V = 129\,280$, $d = 7168$; its real MTP block uses a
 # mixture-of-experts MLP, so its module has 11.5 B own parameters, but still no $V$-sized ones —
 # the 0.9 B embedding and 0.9 B head are shared, per `README_WEIGHTS.md` of the release).
@@ -430,8 +518,8 @@ assert out_head.weight.grad.norm() > 0 and emb.weight.grad.norm() > 0
 # zwei Normen $2d$) und drei RMSNorm-Gewichte ($3d$) hinzu: $14d^2 + 5d$, **kein Term mit $V$**.
 # Der einfache Head fügt pro Tiefe $V \cdot d$ hinzu. Wir zählen echte Module; die großen werden
 # auf PyTorchs `meta`-Gerät gebaut, das nur Formen anlegt und keinen Speicher belegt. Die Größen
-# sind unser Demo-Beispiel, die beiden Beispiele des Seed-Entwurfs ($V = 1000, d = 512$ und
-# $V = 50\,000, d = 2048$) sowie Vokabular und Breite von DeepSeek-V3 ($V = 129\,280$, $d = 7168$;
+# sind unser Demo-Beispiel, die beiden Beispiele der Entwurfsnotiz (note A: $V = 1000, d = 512$;
+# note B: $V = 50\,000, d = 2048$) sowie Vokabular und Breite von DeepSeek-V3 ($V = 129\,280$, $d = 7168$;
 # sein echter MTP-Block nutzt ein Mixture-of-Experts-MLP, daher hat sein Modul 11,5 Mrd. eigene
 # Parameter — aber ebenfalls keine $V$-großen: Embedding (0,9 Mrd.) und Head (0,9 Mrd.) werden laut
 # `README_WEIGHTS.md` der Veröffentlichung geteilt).
@@ -441,7 +529,7 @@ def count(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
 
-sizes = {"demo": (V, d), "seed A": (1000, 512), "seed B": (50_000, 2048),
+sizes = {"demo": (V, d), "note A": (1000, 512), "note B": (50_000, 2048),
          "V3 width": (129_280, 7168)}
 print(f"{'':>9} {'V':>8} {'d':>5} | {'simple head D=1':>16} | {'DeepSeek D=1':>13} | "
       f"{'DeepSeek/simple':>15}")
@@ -457,22 +545,22 @@ for name, (v, dd) in sizes.items():
 
 # %% [markdown] en
 # With one depth the simple head adds a second full output head. Which of the two is larger
-# depends on $V / d$: with a small vocabulary (demo, seed A) the DeepSeek module's $14d^2$ dominate,
-# with a large one (seed B, V3 width) it is the smaller of the two (last column). What differs in
+# depends on $V / d$: with a small vocabulary (demo, note A) the DeepSeek module's $14d^2$ dominate,
+# with a large one (note B, V3 width) it is the smaller of the two (last column). What differs in
 # kind is what the parameters buy: a whole Transformer block that can use the next token, instead of
 # a second projection onto the vocabulary.
 
 # %% [markdown] de
 # Mit einer Tiefe fügt der einfache Head eine zweite komplette Ausgabeschicht hinzu. Welcher der
-# beiden größer ist, hängt von $V / d$ ab: Bei kleinem Vokabular (Demo, seed A) überwiegen die
-# $14d^2$ des DeepSeek-Moduls, bei großem (seed B, V3-Breite) ist es das kleinere (letzte Spalte).
+# beiden größer ist, hängt von $V / d$ ab: Bei kleinem Vokabular (Demo, note A) überwiegen die
+# $14d^2$ des DeepSeek-Moduls, bei großem (note B, V3-Breite) ist es das kleinere (letzte Spalte).
 # Grundsätzlich anders ist, wofür die Parameter stehen: ein ganzer Transformer-Block, der das
 # nächste Token nutzen kann, statt einer zweiten Projektion auf das Vokabular.
 
 # %% [markdown] en
 # ## 4. The loss: $\lambda$ or $\lambda / D$?
 #
-# `MultiTokenPredictionLoss` adds the depths either with weight $\lambda$ each (the seed design:
+# `MultiTokenPredictionLoss` adds the depths either with weight $\lambda$ each (the design note:
 # $\mathcal{L} = \mathcal{L}_\text{main} + \lambda \sum_k \mathcal{L}^k$) or, with
 # `average_over_depth=True`, with $\lambda / D$ each — DeepSeek-V3's Eq. 25. The first form makes
 # the MTP share of the gradient grow with $D$; the second keeps it fixed while $D$ changes. For
@@ -482,8 +570,8 @@ for name, (v, dd) in sizes.items():
 # %% [markdown] de
 # ## 4. Der Verlust: $\lambda$ oder $\lambda / D$?
 #
-# `MultiTokenPredictionLoss` addiert die Tiefen entweder jeweils mit dem Gewicht $\lambda$ (der
-# Seed-Entwurf: $\mathcal{L} = \mathcal{L}_\text{main} + \lambda \sum_k \mathcal{L}^k$) oder, mit
+# `MultiTokenPredictionLoss` addiert die Tiefen entweder jeweils mit dem Gewicht $\lambda$ (so die
+# Entwurfsnotiz: $\mathcal{L} = \mathcal{L}_\text{main} + \lambda \sum_k \mathcal{L}^k$) oder, mit
 # `average_over_depth=True`, jeweils mit $\lambda / D$ — Gl. 25 von DeepSeek-V3. Bei der ersten
 # Form wächst der MTP-Anteil am Gradienten mit $D$, bei der zweiten bleibt er fest, wenn sich $D$
 # ändert. Für $D = 1$ stimmen beide überein; DeepSeek-V3 trainiert mit $D = 1$ und $\lambda = 0{,}3$
@@ -510,15 +598,19 @@ assert torch.allclose(
 # %% [markdown] en
 # **The $1/T$ in Eq. 24.** The report divides each depth's summed log-loss by the sequence length
 # $T$, although depth $k$ has fewer targets. The library takes the mean over the valid targets
-# instead (which also skips padding). The two differ by the factor (valid targets)$/T$ — for
-# $T = 4096$ and $D = 1$ a negligible $4095/4096$, in our 8-token sentence a visible one:
+# instead (which also skips padding). The two differ by the factor (valid targets)$/T$. The report's
+# window includes $t_{T+1}$, so its depth $k$ has $T-k$ targets; a window of $T$ input tokens after
+# `shift_labels` has $T-k-1$. For $T = 4096$ and $D = 1$ that is a negligible $4094/4096$, in our
+# 8-token sentence a visible factor:
 
 # %% [markdown] de
 # **Das $1/T$ in Gl. 24.** Der Bericht teilt die summierte negative Log-Likelihood jeder Tiefe durch die
 # Sequenzlänge $T$, obwohl Tiefe $k$ weniger Ziele hat. Die Bibliothek nimmt stattdessen den
 # Mittelwert über die gültigen Ziele (und überspringt damit auch Padding). Beide unterscheiden sich
-# um den Faktor (gültige Ziele)$/T$ — für $T = 4096$ und $D = 1$ vernachlässigbare $4095/4096$, in
-# unserem Satz aus 8 Tokens ein sichtbarer:
+# um den Faktor (gültige Ziele)$/T$. Das Fenster des Berichts schließt $t_{T+1}$ ein, seine Tiefe $k$
+# hat also $T-k$ Ziele; ein Fenster aus $T$ Eingabetokens nach `shift_labels` hat $T-k-1$. Für
+# $T = 4096$ und $D = 1$ ist das ein vernachlässigbarer Faktor $4094/4096$, in unserem Satz aus
+# 8 Tokens ein sichtbarer:
 
 # %%
 for k in (1, 2):
@@ -533,9 +625,44 @@ for k in (1, 2):
     assert torch.allclose(eq24, lib * valid.sum() / T)
 
 # %% [markdown] en
+# ### Exercise: the MTP loss
+#
+# Write `my_mtp_loss(main_logits, mtp_logits, labels, mtp_lambda)`: the main cross-entropy plus
+# $\lambda$ times the sum of the depths' cross-entropies (each a mean over its valid targets), with
+# depth $k$'s logits `mtp_logits[k-1]` of shape `(B, T-k, V)`. This is the form with $\lambda$ per
+# depth, `average_over_depth=False`. Fill in the function below and run the `check` cell: it tests your code on several inputs and, if something is off, says which mistake it sees. The solution is folded below the stub; try first.
+
+# %% [markdown] de
+# ### Aufgabe: Der MTP-Verlust
+#
+# Schreiben Sie `my_mtp_loss(main_logits, mtp_logits, labels, mtp_lambda)`: die
+# Haupt-Kreuzentropie plus $\lambda$ mal die Summe der Kreuzentropien der Tiefen (jede ein
+# Mittelwert über ihre gültigen Ziele); die Logits der Tiefe $k$ sind `mtp_logits[k-1]` mit der Form
+# `(B, T-k, V)`. Das ist die Form mit $\lambda$ pro Tiefe, `average_over_depth=False`. Füllen Sie die Funktion unten aus und führen Sie die `check`-Zelle aus: Sie testet Ihren Code an mehreren Eingaben und sagt, welchen Fehler sie erkennt, falls etwas nicht stimmt. Die Lösung ist unter dem Gerüst eingeklappt; versuchen Sie es zuerst selbst.
+
+# %%
+def my_mtp_loss(main_logits, mtp_logits, labels, mtp_lambda):
+    """(B, T, V), [(B, T-k, V) for k = 1..D], (B, T), lambda -> main + lambda * sum_k L_k."""
+    raise NotImplementedError  # your code here
+
+# %% tags=["solution"]
+def my_mtp_loss(main_logits, mtp_logits, labels, mtp_lambda):
+    def ce(logits, targets):  # mean NLL over the valid targets
+        V = logits.shape[-1]
+        return nn.functional.cross_entropy(logits.reshape(-1, V), targets.reshape(-1))
+
+    total = ce(main_logits, labels)
+    for k, logits_k in enumerate(mtp_logits, start=1):
+        total = total + mtp_lambda * ce(logits_k, labels[:, k:])  # depth k: targets labels[:, k:]
+    return total
+
+# %%
+result = check("mtp_loss", my_mtp_loss, lang=LANG)
+
+# %% [markdown] en
 # ## 5. Training with and without MTP
 #
-# Now the real thing, on the package's toy language (`aptt_edu.data`): an order-2 Markov chain over
+# Now the real thing, on the package's toy language (`aptt_edu.data`, notebook 00): an order-2 Markov chain over
 # a few letters, whose floors are known exactly. The **entropy rate** $H = H(t_{i+1} \mid t_{\le i})$ is
 # the lowest loss any next-token predictor can reach — and also the floor of DeepSeek's depth 1,
 # which is handed $t_{i+1}$. The simple head's depth 1 must average over the unseen $t_{i+1}$; its
@@ -548,7 +675,7 @@ for k in (1, 2):
 # %% [markdown] de
 # ## 5. Training mit und ohne MTP
 #
-# Nun wird wirklich trainiert, auf der Spielzeugsprache des Pakets (`aptt_edu.data`): eine
+# Nun wird wirklich trainiert, auf der Spielzeugsprache des Pakets (`aptt_edu.data`, Notebook 00): eine
 # Markov-Kette zweiter Ordnung über wenige Buchstaben, deren Untergrenzen exakt bekannt sind. Die **Entropierate**
 # $H = H(t_{i+1} \mid t_{\le i})$ ist der kleinste Verlust, den irgendein Modell für das nächste Token
 # erreichen kann — und zugleich die Untergrenze von DeepSeeks Tiefe 1, die $t_{i+1}$ als Eingabe
@@ -698,23 +825,22 @@ print("this run: depth 1 below H2 > 25 steps before the main head:", first_below
 # %% [markdown] en
 # ## 6. What does MTP cost? Measured and analytic
 #
-# The seed design's documentation says that MTP with $D = 1$ needs "~33% mehr Compute während
-# Training" (German for "about 33 % more compute during training"). Two measurements: `train`
-# records the wall time of every optimisation step (forward, backward, AdamW; we show the median),
-# and `time_forward_backward` times one forward + backward pass of each variant in interleaved
-# rounds and keeps the fastest, which is the steadier number on a busy machine. Timings depend on
-# the machine and its load, so this cell's output is not checked by the tests.
+# The design note says that MTP with $D = 1$ needs "~33 % more compute during training". Two
+# measurements: `train` records the wall time of every optimisation step (forward, backward, AdamW;
+# we show the median), and `time_forward_backward` times one forward + backward pass of each variant
+# in interleaved rounds and keeps the fastest, which is the steadier number on a busy machine.
+# Timings depend on the machine and its load: your numbers will differ from the ones shown here.
 
 # %% [markdown] de
 # ## 6. Was kostet MTP? Gemessen und analytisch
 #
-# Die Dokumentation des Seed-Entwurfs behauptet, MTP mit $D = 1$ brauche „~33% mehr Compute während
+# Die Entwurfsnotiz behauptet, MTP mit $D = 1$ brauche „~33% mehr Compute während
 # Training“. Zwei Messungen: `train` zeichnet die Zeit jedes Trainingsschritts auf
 # (Vorwärtsdurchlauf, Rückwärtsdurchlauf, AdamW; wir zeigen den Median), und
 # `time_forward_backward` misst einen Vorwärts- und Rückwärtsdurchlauf jeder Variante in
 # abwechselnden Runden und behält den schnellsten — auf einem ausgelasteten Rechner die stabilere
-# Zahl. Zeiten hängen von Rechner und Auslastung ab, deshalb prüfen die Tests die Ausgabe dieser
-# Zelle nicht.
+# Zahl. Zeiten hängen von Rechner und Auslastung ab: Ihre Zahlen werden von den hier gezeigten
+# abweichen.
 
 # %% tags=["nbval-ignore-output"]
 # `train` records every step; `time_forward_backward` times one forward + backward pass of each
@@ -739,7 +865,7 @@ for name, h in runs.items():
 #
 # per extra depth. The backward pass costs about twice the forward pass for every matrix product,
 # so the *ratio* $C_\text{extra} / C_\text{base}$ is the same for a whole training step. It equals
-# the seed's $1/3$ when $3\,C_\text{extra} = C_\text{base}$, i.e. for a trunk of
+# the design note's $1/3$ when $3\,C_\text{extra} = C_\text{base}$, i.e. for a trunk of
 # $L^* = (3\,C_\text{extra} - 2Vd)/(24d^2 + 4Td)$ blocks: $L^* = V/(6d + T)$ for the simple head,
 # roughly $3.5 + V/(6d)$ for the DeepSeek module.
 
@@ -755,7 +881,7 @@ for name, h in runs.items():
 #
 # Der Rückwärtsdurchlauf kostet für jedes Matrixprodukt etwa das Doppelte des Vorwärtsdurchlaufs,
 # das *Verhältnis* $C_\text{extra} / C_\text{base}$ gilt also für den ganzen Trainingsschritt. Es
-# erreicht das $1/3$ des Seed-Entwurfs, wenn $3\,C_\text{extra} = C_\text{base}$, also für einen
+# erreicht das $1/3$ der Entwurfsnotiz, wenn $3\,C_\text{extra} = C_\text{base}$, also für einen
 # Rumpf aus $L^* = (3\,C_\text{extra} - 2Vd)/(24d^2 + 4Td)$ Blöcken: $L^* = V/(6d + T)$ für den
 # einfachen Head, ungefähr $3{,}5 + V/(6d)$ für das DeepSeek-Modul.
 
@@ -776,8 +902,8 @@ assert sum(p.numel() for p in Block(64, 4).parameters() if p.dim() == 2) == 12 *
 tiny = runs["no MTP"].config  # the TrainConfig of the runs above, as a dict
 cases = [("tiny (this notebook)", data.vocab_size, tiny["d_model"], tiny["n_layer"],
           tiny["seq_len"])]
-cases += [(f"seed A, L={L}", 1000, 512, L, 128) for L in (2, 4, 12)]
-cases += [(f"seed B, L={L}", 50_000, 2048, L, 128) for L in (2, 4, 8, 24)]
+cases += [(f"note A, L={L}", 1000, 512, L, 128) for L in (2, 4, 12)]
+cases += [(f"note B, L={L}", 50_000, 2048, L, 128) for L in (2, 4, 8, 24)]
 cases += [("V3 size, dense, L=61", 129_280, 7168, 61, 4096)]
 print(f"{'':<21} {'V':>7} {'d':>5} {'T':>5} | overhead: simple  DeepSeek | 33% at L* = simple  DeepSeek")
 l_star, overhead = {}, {}
@@ -790,10 +916,10 @@ for name, V_, d_, L_, T_ in cases:
     overhead[name] = (simple / base, deep / base)
     print(f"{name:<21} {V_:>7} {d_:>5} {T_:>5} | {simple / base:>15.1%} {deep / base:>9.1%} |"
           f" {L_simple:>16.1f} {L_deep:>9.1f}")
-assert l_star["seed A"][0] < 1 and 3.5 < l_star["seed A"][1] < 4  # simple: below 33 % at any depth
-assert 3.5 < l_star["seed B"][0] < 4.5 and 7 < l_star["seed B"][1] < 8
+assert l_star["note A"][0] < 1 and 3.5 < l_star["note A"][1] < 4  # simple: below 33 % at any depth
+assert 3.5 < l_star["note B"][0] < 4.5 and 7 < l_star["note B"][1] < 8
 assert 0.9 < overhead["tiny (this notebook)"][1] < 1.3  # one block more on a one-block trunk
-assert 0.07 < overhead["seed B, L=24"][0] < overhead["seed B, L=24"][1] < 0.13
+assert 0.07 < overhead["note B, L=24"][0] < overhead["note B, L=24"][1] < 0.13
 assert 0.02 < overhead["V3 size, dense, L=61"][0] < overhead["V3 size, dense, L=61"][1] < 0.045
 
 # %% [markdown] en
@@ -802,10 +928,10 @@ assert 0.02 < overhead["V3 size, dense, L=61"][0] < overhead["V3 size, dense, L=
 # * The overhead is a ratio of an extra piece to the trunk, so it **shrinks like $1/L$**: there is no
 #   single "MTP overhead". The simple head costs one more $V \times d$ product; the DeepSeek module
 #   costs one more block *plus* one more pass through the shared head.
-# * The seed's "~33 %" holds only for **shallow trunks**: for the simple head when
-#   $L \approx V/(6d + T)$ — about 4 blocks for seed B, and never for seed A, whose head is too small
+# * The design note's "~33 %" holds only for **shallow trunks**: for the simple head when
+#   $L \approx V/(6d + T)$ — about 4 blocks for note B, and never for note A, whose head is too small
 #   even in front of a single block; for the DeepSeek module at $L^* \approx 3.5 + V/(6d)$, i.e. 4 to
-#   8 blocks for the seed's sizes. For a 24-block model of seed B's width it is 8–12 %, and for a
+#   8 blocks for the design note's sizes. For a 24-block model of note B's width it is 8–12 %, and for a
 #   dense stand-in of DeepSeek-V3's size (61 blocks, $T = 4096$) 2–4 %. (DeepSeek-V3's real blocks
 #   are mixture-of-experts layers, so that row is only a rough guide.)
 # * Our tiny model has a single block, so the DeepSeek module roughly doubles the FLOPs, while the
@@ -820,11 +946,11 @@ assert 0.02 < overhead["V3 size, dense, L=61"][0] < overhead["V3 size, dense, L=
 #   $1/L$**: Den einen „MTP-Mehraufwand“ gibt es nicht. Der einfache Head kostet ein zusätzliches
 #   $V \times d$-Produkt, das DeepSeek-Modul einen zusätzlichen Block *plus* einen weiteren Durchlauf
 #   durch den geteilten Head.
-# * Die „~33 %“ des Seed-Entwurfs gelten nur für **flache Rümpfe**: beim einfachen Head für
-#   $L \approx V/(6d + T)$ — etwa 4 Blöcke für seed B und nie für seed A, dessen Head selbst
+# * Die „~33 %“ der Entwurfsnotiz gelten nur für **flache Rümpfe**: beim einfachen Head für
+#   $L \approx V/(6d + T)$ — etwa 4 Blöcke für note B und nie für note A, dessen Head selbst
 #   gegenüber einem einzigen Block zu klein ist; beim DeepSeek-Modul für $L^* \approx 3{,}5 + V/(6d)$,
-#   also 4 bis 8 Blöcke bei den Größen des Seed-Entwurfs. Für ein Modell mit 24 Blöcken in der
-#   Breite von seed B sind es 8–12 %, für einen dichten Ersatz in der Größe von DeepSeek-V3
+#   also 4 bis 8 Blöcke bei den Größen der Entwurfsnotiz. Für ein Modell mit 24 Blöcken in der
+#   Breite von note B sind es 8–12 %, für einen dichten Ersatz in der Größe von DeepSeek-V3
 #   (61 Blöcke, $T = 4096$) 2–4 %. (Die echten Blöcke von DeepSeek-V3 sind Mixture-of-Experts-
 #   Schichten, diese Zeile ist also nur ein grober Anhaltspunkt.)
 # * Unser kleines Modell hat nur einen Block, das DeepSeek-Modul verdoppelt die FLOPs also etwa,
@@ -897,6 +1023,32 @@ print("this run: DeepSeek module agrees more often than the simple head:",
       rates["DeepSeek module"][0] > rates["simple head"][0])
 
 # %% [markdown] en
+# The same question, asked the way decoding asks it: `GPT.generate(..., speculative=True)` decodes
+# greedily, lets the MTP depth draft the next token from each forward pass, and keeps a draft only
+# where the main model's next pass agrees (`aptt_edu.speculative`). The output must be *identical*
+# to plain greedy decoding — checked here — and the counters say how often a draft was accepted and
+# how many tokens each forward pass of the main model produced.
+# %% [markdown] de
+# Dieselbe Frage, so gestellt, wie das Dekodieren sie stellt: `GPT.generate(..., speculative=True)`
+# dekodiert gierig, lässt die MTP-Tiefe aus jedem Vorwärtsdurchlauf das nächste Token entwerfen und
+# behält einen Entwurf nur, wo der nächste Durchlauf des Hauptmodells zustimmt
+# (`aptt_edu.speculative`). Die Ausgabe muss *identisch* mit gewöhnlicher gieriger Dekodierung sein —
+# das wird hier geprüft —, und die Zähler sagen, wie oft ein Entwurf angenommen wurde und wie viele
+# Tokens jeder Vorwärtsdurchlauf des Hauptmodells geliefert hat.
+
+# %% tags=["nbval-ignore-output"]
+prompts = data.val[:8, :4]  # (8, 4): eight prompts of four tokens
+for name in ("simple head", "DeepSeek module"):
+    model = runs[name].model
+    plain = model.generate(prompts, max_new_tokens=24, temperature=0)
+    fast = model.generate(prompts, max_new_tokens=24, temperature=0, speculative=True)
+    stats = model.last_speculative_stats
+    assert torch.equal(plain, fast)  # lossless: the same tokens as plain greedy decoding
+    print(f"{name:<16} speculative decoding: {stats.accepted}/{stats.drafted} drafts accepted "
+          f"({stats.acceptance_rate:.1%}), {stats.tokens_per_forward:.2f} tokens per forward pass")
+print("DeepSeek-V3 (§5.4.3): 85-90 % of second-token drafts accepted, 1.8x tokens per second")
+
+# %% [markdown] en
 # **What the numbers show.**
 #
 # * The DeepSeek module agrees with its main model far more often than the simple head does
@@ -934,7 +1086,7 @@ print("this run: DeepSeek module agrees more often than the simple head:",
 # * **Alignment:** depth $k$ at position $i$ is scored on $t_{i+k+1}$ = `labels[:, i+k]`; its logits
 #   have $T - k$ positions and its targets are `labels[:, k:]`. Scoring it on the main labels is a
 #   silent bug.
-# * **Simple head** (seed design): one $(V, d)$ projection per depth on the same $h_i$ —
+# * **Simple head** (design note): one $(V, d)$ projection per depth on the same $h_i$ —
 #   $D \cdot V \cdot d$ parameters, and it must guess past the unseen $t_{i+1}$ (floor $H_2$).
 # * **DeepSeek-V3 module** (§2.2, Eq. 21–25): RMSNorm both inputs, concatenate, $M_k$, one block,
 #   the *shared* head — no $V$-sized weights; it reads the true $t_{i+k}$ and keeps the causal chain.
@@ -953,7 +1105,7 @@ print("this run: DeepSeek module agrees more often than the simple head:",
 # * **Ausrichtung:** Tiefe $k$ wird an Position $i$ an $t_{i+k+1}$ = `labels[:, i+k]` gemessen;
 #   ihre Logits haben $T - k$ Positionen, ihre Ziele sind `labels[:, k:]`. Sie an den Labels des
 #   Haupt-Heads zu messen, ist ein stiller Fehler.
-# * **Einfacher Head** (Seed-Entwurf): eine $(V, d)$-Projektion pro Tiefe auf demselben $h_i$ —
+# * **Einfacher Head** (Entwurfsnotiz): eine $(V, d)$-Projektion pro Tiefe auf demselben $h_i$ —
 #   $D \cdot V \cdot d$ Parameter, und er muss über das ungesehene $t_{i+1}$ hinwegraten
 #   (Untergrenze $H_2$).
 # * **DeepSeek-V3-Modul** (§2.2, Gl. 21–25): beide Eingaben mit RMSNorm normieren, verketten, $M_k$,
@@ -968,3 +1120,35 @@ print("this run: DeepSeek module agrees more often than the simple head:",
 #   Beleg für einen bleibenden Gewinn, und Gloeckle et al. fanden MTP bei kleinen Modellen
 #   schlechter als die Baseline. Als Entwurf stimmt das DeepSeek-Modul viel öfter mit seinem
 #   Hauptmodell überein als der einfache Head, weil es dieselben Tokens sieht.
+
+# %% [markdown] en
+# ## Check your understanding
+#
+# 1. With rows of T = 8 inputs, which slice of the labels does depth 2 use, and how many of its targets per row are valid?
+#    <details><summary>Answer</summary>labels[:, 2:], 6 positions, of which the last is the ignored last label: 5 valid targets (T − k − 1).</details>
+# 2. Why can DeepSeek's depth 1 reach the floor H, while the simple head's depth 1 cannot go below H₂?
+#    <details><summary>Answer</summary>DeepSeek's depth 1 reads the true token t_{i+1} (teacher forcing) and so predicts t_{i+2} from the full context. The simple head must average over the unseen t_{i+1}, whose floor is the two-step entropy H₂ ≥ H.</details>
+# 3. With D = 3 and λ = 0.3, what weight does each depth get in DeepSeek-V3's loss (Eq. 25), and in the form with λ per depth?
+#    <details><summary>Answer</summary>λ/D = 0.1 each, against 0.3 each: the second form triples the MTP share when D goes from 1 to 3.</details>
+# 4. Why does the DeepSeek module add no vocabulary-sized parameters?
+#    <details><summary>Answer</summary>It shares the main model's embedding and output head; its own parameters are M_k (d × 2d), one block and three RMSNorm gains per depth.</details>
+# 5. Eq. 21 writes the hidden state first; the released weights take the embedding first. Does it matter for training from scratch? For loading DeepSeek's weights?
+#    <details><summary>Answer</summary>Not for training from scratch: the orders differ by a permutation of M_k's input columns. For loading it does: the two column halves of eh_proj must be swapped.</details>
+# 6. Why is depth 1's prediction useful after training?
+#    <details><summary>Answer</summary>It drafts the token after next. The main model verifies the draft in its next forward pass and keeps it if it agrees, so decoding gets more than one token per pass while the output stays identical to greedy decoding.</details>
+
+# %% [markdown] de
+# ## Verständnisfragen
+#
+# 1. Welchen Ausschnitt der Labels nutzt Tiefe 2 bei Zeilen aus T = 8 Eingaben, und wie viele ihrer Ziele pro Zeile sind gültig?
+#    <details><summary>Antwort</summary>labels[:, 2:], 6 Positionen, deren letzte das ignorierte letzte Label ist: 5 gültige Ziele (T − k − 1).</details>
+# 2. Warum kann die Tiefe 1 von DeepSeek die Untergrenze H erreichen, die Tiefe 1 des einfachen Heads aber nicht unter H₂ fallen?
+#    <details><summary>Antwort</summary>Die Tiefe 1 von DeepSeek liest das wahre Token t_{i+1} (Teacher Forcing) und sagt t_{i+2} daher aus dem vollständigen Kontext vorher. Der einfache Head muss über das ungesehene t_{i+1} mitteln; seine Untergrenze ist die Zwei-Schritt-Entropie H₂ ≥ H.</details>
+# 3. Welches Gewicht bekommt jede Tiefe bei D = 3 und λ = 0,3 im Verlust von DeepSeek-V3 (Gl. 25), und welches in der Form mit λ pro Tiefe?
+#    <details><summary>Antwort</summary>λ/D = 0,1 je Tiefe gegenüber 0,3 je Tiefe: Die zweite Form verdreifacht den MTP-Anteil, wenn D von 1 auf 3 steigt.</details>
+# 4. Warum fügt das DeepSeek-Modul keine Parameter in der Größe des Vokabulars hinzu?
+#    <details><summary>Antwort</summary>Es teilt Embedding und Ausgabeschicht mit dem Hauptmodell; eigene Parameter sind pro Tiefe M_k (d × 2d), ein Block und drei RMSNorm-Gewichte.</details>
+# 5. Gl. 21 schreibt den Hidden State zuerst, die veröffentlichten Gewichte nehmen die Einbettung zuerst. Spielt das für ein Training von Grund auf eine Rolle? Für das Laden der Gewichte von DeepSeek?
+#    <details><summary>Antwort</summary>Für ein Training von Grund auf nicht: Die Reihenfolgen unterscheiden sich um eine Permutation der Eingangsspalten von M_k. Beim Laden schon: Die beiden Spaltenhälften von eh_proj müssen vertauscht werden.</details>
+# 6. Wozu ist die Vorhersage der Tiefe 1 nach dem Training nützlich?
+#    <details><summary>Antwort</summary>Sie entwirft das übernächste Token. Das Hauptmodell prüft den Entwurf im nächsten Vorwärtsdurchlauf und behält ihn, wenn es zustimmt; so liefert das Dekodieren mehr als ein Token pro Durchlauf, und die Ausgabe bleibt identisch mit gieriger Dekodierung.</details>

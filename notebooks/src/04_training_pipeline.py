@@ -2,28 +2,44 @@
 # # 04 · The training pipeline
 #
 # Notebooks 01–03 took the output side apart. Here it comes back together: the whole training step
-# of the seed design, written out once by hand on the tiny model, then the inference loop, then all
+# of the output side, written out once by hand on the tiny model, then the inference loop, then all
 # five output-side variants trained on the same data and compared against the lowest loss any model
 # can reach.
 #
-# 1. the data: a toy language with a known entropy floor;
+# 1. the data: the toy language of notebook 00, with its known entropy floor;
 # 2. one training step by hand — batch, model, heads, loss, backward, clipping, optimizer;
 # 3. inference: greedy decoding and sampling by hand, checked against `GPT.generate`;
 # 4. all variants on one plot, with the floor;
 # 5. what to take from them.
+#
+# **Goals.** After this notebook you can write out one training step of the output side (batch,
+# model, heads, loss, backward, clipping, AdamW) and check it against the library, decode greedily
+# and with a temperature, and compare five output-side variants against the floor $H$.
+# **Prerequisites.** Notebooks 00–03.
+# **Time.** About 25 minutes of reading and two exercises; under a minute to run.
+# **Builds on.** Notebooks 00, 01, 02 and 03.
+
 # %% [markdown] de
 # # 04 · Die Trainingspipeline
 #
 # Die Notebooks 01–03 haben die Ausgabeseite zerlegt. Hier wird sie wieder zusammengesetzt: der
-# ganze Trainingsschritt des Seed-Entwurfs, einmal von Hand am winzigen Modell ausgeschrieben, dann
+# ganze Trainingsschritt der Ausgabeseite, einmal von Hand am winzigen Modell ausgeschrieben, dann
 # die Inferenzschleife, dann alle fünf Varianten der Ausgabeseite auf denselben Daten trainiert und
 # mit dem kleinsten Verlust verglichen, den überhaupt ein Modell erreichen kann.
 #
-# 1. die Daten: eine Spielsprache mit bekannter Entropie-Untergrenze;
+# 1. die Daten: die Spielzeugsprache aus Notebook 00 mit ihrer bekannten Entropie-Untergrenze;
 # 2. ein Trainingsschritt von Hand – Batch, Modell, Heads, Verlust, Backward, Clipping, Optimierer;
 # 3. Inferenz: Greedy-Dekodierung und Sampling von Hand, geprüft gegen `GPT.generate`;
 # 4. alle Varianten in einem Diagramm, mit der Untergrenze;
 # 5. was man daraus mitnimmt.
+#
+# **Lernziele.** Nach diesem Notebook können Sie einen Trainingsschritt der Ausgabeseite
+# ausschreiben (Batch, Modell, Heads, Verlust, Backward, Clipping, AdamW) und mit der Bibliothek
+# vergleichen, gierig und mit Temperatur dekodieren und fünf Varianten der Ausgabeseite an der
+# Untergrenze $H$ vergleichen.
+# **Voraussetzungen.** Notebooks 00–03.
+# **Zeit.** Etwa 25 Minuten zum Lesen und für zwei Aufgaben; unter einer Minute Laufzeit.
+# **Baut auf.** Notebooks 00, 01, 02 und 03.
 
 # %%
 import math
@@ -32,6 +48,7 @@ import matplotlib.pyplot as plt
 import torch
 
 from aptt_edu.data import get_batch, toy_data
+from aptt_edu.exercises import check
 from aptt_edu.loss.language_modeling import MultiTokenPredictionLoss
 from aptt_edu.plotting import plot_loss_curves
 from aptt_edu.train import (
@@ -45,9 +62,15 @@ from aptt_edu.train import (
 )
 
 torch.manual_seed(0)
-torch.set_num_threads(1)  # one thread: reproducible sums, and faster on a busy 2-core machine
+torch.set_num_threads(1)  # one thread: the same float sums on any machine
 cfg = TrainConfig(progress=False)  # the package defaults, as `make demo` uses them
 
+
+# %% en tags=["language"]
+LANG = "en"  # the language of the exercises' feedback (the German notebook sets "de")
+
+# %% de tags=["language"]
+LANG = "de"  # die Sprache der Rückmeldungen zu den Aufgaben (das englische Notebook setzt "en")
 # %% [markdown] en
 # ## 1. The data: a language whose best possible loss we know
 #
@@ -86,7 +109,7 @@ assert data.entropy_rate < data.mtp_entropy < math.log(data.vocab_size)
 # %% [markdown] en
 # ## 2. One training step, by hand
 #
-# The step the seed design describes, with every tensor's shape printed: token ids → Transformer
+# The training step of the output side, with every tensor's shape printed: token ids → Transformer
 # trunk → `CombinedLMHead` (main logits and, in training, MTP logits) →
 # `MultiTokenPredictionLoss` ($\mathcal{L} = \mathcal{L}_\text{main} + \lambda\,\mathcal{L}^1_\text{MTP}$)
 # → backward → gradient clipping → AdamW. `compute_loss` in `aptt_edu.train` is exactly the forward
@@ -94,7 +117,7 @@ assert data.entropy_rate < data.mtp_entropy < math.log(data.vocab_size)
 # %% [markdown] de
 # ## 2. Ein Trainingsschritt von Hand
 #
-# Der Schritt, den der Seed-Entwurf beschreibt, mit der Form jedes Tensors: Token-IDs →
+# Der Trainingsschritt der Ausgabeseite, mit der Form jedes Tensors: Token-IDs →
 # Transformer-Rumpf → `CombinedLMHead` (Haupt-Logits und im Training die MTP-Logits) →
 # `MultiTokenPredictionLoss` ($\mathcal{L} = \mathcal{L}_\text{main} + \lambda\,\mathcal{L}^1_\text{MTP}$)
 # → Backward → Gradient-Clipping → AdamW. `compute_loss` in `aptt_edu.train` ist genau die
@@ -123,6 +146,34 @@ optimizer.step()
 after, _ = compute_loss(model, loss_fn, inputs, labels)
 print(f"gradient norm before clipping {grad_norm.item():.4f}; loss {total.item():.4f} -> {after.item():.4f} after one step")
 assert after < total
+
+# %% [markdown] en
+# ### Exercise: the gradient norm that clipping uses
+#
+# Write `my_grad_norm(grads)`: the one number that `clip_grad_norm_` compares with `max_norm`,
+# the L2 norm of *all* gradients together (a list of tensors of any shapes), as a 0-dim tensor. If
+# it exceeds `max_norm`, every gradient is scaled by `max_norm / norm`. Fill in the function below and run the `check` cell: it tests your code on several inputs and, if something is off, says which mistake it sees. The solution is folded below the stub; try first.
+
+# %% [markdown] de
+# ### Aufgabe: Die Gradientennorm, die Clipping verwendet
+#
+# Schreiben Sie `my_grad_norm(grads)`: die eine Zahl, die `clip_grad_norm_` mit `max_norm`
+# vergleicht, die L2-Norm *aller* Gradienten zusammen (eine Liste von Tensoren beliebiger Form), als
+# 0-dimensionaler Tensor. Liegt sie über `max_norm`, wird jeder Gradient mit `max_norm / norm`
+# skaliert. Füllen Sie die Funktion unten aus und führen Sie die `check`-Zelle aus: Sie testet Ihren Code an mehreren Eingaben und sagt, welchen Fehler sie erkennt, falls etwas nicht stimmt. Die Lösung ist unter dem Gerüst eingeklappt; versuchen Sie es zuerst selbst.
+
+# %%
+def my_grad_norm(grads):
+    """A list of gradient tensors -> their global L2 norm (0-dim)."""
+    raise NotImplementedError  # your code here
+
+# %% tags=["solution"]
+def my_grad_norm(grads):
+    # all gradients as one long vector: sqrt(sum over tensors of sum of squares)
+    return torch.sqrt(sum((g.double() ** 2).sum() for g in grads)).float()
+
+# %%
+result = check("grad_norm", my_grad_norm, lang=LANG)
 
 # %% [markdown] en
 # ## 3. Inference: one token at a time
@@ -163,7 +214,39 @@ for tau in (0.5, 1.0):
 # %% [markdown] en
 # Greedy decoding of a source with real uncertainty tends to fall into the most likely loop; sampling
 # at $\tau = 1$ reproduces the source's statistics, which is what the cross-entropy trained for.
+# %% [markdown] de
+# Greedy-Dekodierung einer Quelle mit echter Unsicherheit landet oft in der wahrscheinlichsten
+# Schleife; Sampling mit $\tau = 1$ reproduziert die Statistik der Quelle – genau das, worauf die
+# Kreuzentropie trainiert hat.
+
+# %% [markdown] en
+# ### Exercise: sampling with a temperature
 #
+# Write `my_temperature_softmax(logits, temperature)`: for logits `(B, V)` and $\tau > 0$ the
+# distribution $\mathrm{softmax}(z / \tau)$ of each row, `(B, V)` — what `generate` samples from. Fill in the function below and run the `check` cell: it tests your code on several inputs and, if something is off, says which mistake it sees. The solution is folded below the stub; try first.
+
+# %% [markdown] de
+# ### Aufgabe: Sampling mit Temperatur
+#
+# Schreiben Sie `my_temperature_softmax(logits, temperature)`: für Logits `(B, V)` und
+# $\tau > 0$ die Verteilung $\mathrm{softmax}(z / \tau)$ jeder Zeile, `(B, V)` — das, woraus
+# `generate` zieht. Füllen Sie die Funktion unten aus und führen Sie die `check`-Zelle aus: Sie testet Ihren Code an mehreren Eingaben und sagt, welchen Fehler sie erkennt, falls etwas nicht stimmt. Die Lösung ist unter dem Gerüst eingeklappt; versuchen Sie es zuerst selbst.
+
+# %%
+def my_temperature_softmax(logits, temperature):
+    """(B, V) logits, tau > 0 -> (B, V) probabilities softmax(logits / tau) per row."""
+    raise NotImplementedError  # your code here
+
+# %% tags=["solution"]
+def my_temperature_softmax(logits, temperature):
+    z = logits / temperature  # tau < 1 sharpens, tau > 1 flattens
+    z = z - z.max(dim=-1, keepdim=True).values  # the same distribution, no overflow
+    return z.exp() / z.exp().sum(dim=-1, keepdim=True)
+
+# %%
+result = check("temperature_softmax", my_temperature_softmax, lang=LANG)
+
+# %% [markdown] en
 # ## 4. All variants, one plot
 #
 # The five variants of `python -m aptt_edu.train compare` (and `make demo`), trained with the same
@@ -171,10 +254,6 @@ for tau in (0.5, 1.0):
 # (D = 1, λ = 0.3), and the DeepSeek-V3 MTP module. The validation loss is always the plain
 # main-head cross-entropy, so every curve can be compared with the floor $H$.
 # %% [markdown] de
-# Greedy-Dekodierung einer Quelle mit echter Unsicherheit landet oft in der wahrscheinlichsten
-# Schleife; Sampling mit $\tau = 1$ reproduziert die Statistik der Quelle – genau das, worauf die
-# Kreuzentropie trainiert hat.
-#
 # ## 4. Alle Varianten in einem Diagramm
 #
 # Die fünf Varianten von `python -m aptt_edu.train compare` (und `make demo`), mit demselben Seed auf
@@ -231,8 +310,8 @@ Markdown(summary_markdown(runs))
 #   1,024 parameters here (the parameter column above); with GPT-2's 50,257 tokens it is almost a third
 #   of the model — notebook 02 computes the share for published models.
 # - **Multi-token prediction** adds a training signal but costs compute. On a tiny model it does not
-#   have to help the next-token loss — Gloeckle et al. (2024) report that it hurts small models and
-#   helps large ones; DeepSeek-V3 uses it at 671B parameters. The MTP rows above differ from the
+#   have to help the next-token loss — Gloeckle et al. (2024) report, on code benchmarks, that it
+#   hurts small models and helps large ones; DeepSeek-V3 uses it at 671B parameters. The MTP rows above differ from the
 #   baseline by about a hundredth of a nat, in either direction, from a single seed — too little to
 #   call a win. Measure on your own model before believing either claim.
 # %% [markdown] de
@@ -248,8 +327,36 @@ Markdown(summary_markdown(runs))
 #   hier 1.024 Parameter (Parameterspalte oben); mit den 50.257 Tokens von GPT-2 fast ein Drittel des
 #   Modells – Notebook 02 berechnet den Anteil für veröffentlichte Modelle.
 # - **Multi-Token-Prediction** fügt ein Trainingssignal hinzu, kostet aber Rechenzeit. Bei einem
-#   winzigen Modell muss sie dem Next-Token-Verlust nicht helfen – Gloeckle et al. (2024) berichten,
-#   dass sie kleinen Modellen schadet und großen hilft; DeepSeek-V3 setzt sie bei 671B Parametern
+#   winzigen Modell muss sie dem Next-Token-Verlust nicht helfen – Gloeckle et al. (2024) berichten
+#   für Code-Benchmarks, dass sie kleinen Modellen schadet und großen hilft; DeepSeek-V3 setzt sie bei 671B Parametern
 #   ein. Die MTP-Zeilen oben weichen von der Basislinie um etwa ein Hundertstel nat ab, in beide
 #   Richtungen und aus nur einem Seed – zu wenig, um von einem Gewinn zu sprechen. Messen Sie am
 #   eigenen Modell, bevor Sie einer der beiden Behauptungen glauben.
+
+# %% [markdown] en
+# ## Check your understanding
+#
+# 1. The global gradient norm is 4 and `max_norm = 1`. What does clipping do?
+#    <details><summary>Answer</summary>It multiplies every gradient by 1/4: the direction of the update stays, its length is capped.</details>
+# 2. Why does greedy decoding of the toy language tend to fall into a loop, while sampling at τ = 1 does not?
+#    <details><summary>Answer</summary>Greedy decoding always takes the most likely successor, a deterministic walk through the table that must end in a cycle. Sampling at τ = 1 draws from the model's distribution, which matches the source's.</details>
+# 3. What does softmax(z/τ) become as τ → 0 and as τ → ∞?
+#    <details><summary>Answer</summary>One-hot on the arg max (greedy decoding), and the uniform distribution.</details>
+# 4. Why is the validation loss the plain cross-entropy for every variant, label smoothing included?
+#    <details><summary>Answer</summary>The training objectives differ between the variants; only the plain next-token cross-entropy can be compared across them and with the floor H.</details>
+# 5. In one seeded run the MTP variants differ from the baseline by about a hundredth of a nat. What would you need before calling that a gain?
+#    <details><summary>Answer</summary>Several seeds and the spread between them (or a setting where the difference is larger than that spread). One run is one observation.</details>
+
+# %% [markdown] de
+# ## Verständnisfragen
+#
+# 1. Die globale Gradientennorm ist 4 und `max_norm = 1`. Was macht das Clipping?
+#    <details><summary>Antwort</summary>Es multipliziert jeden Gradienten mit 1/4: Die Richtung des Schritts bleibt, seine Länge wird begrenzt.</details>
+# 2. Warum landet gierige Dekodierung der Spielzeugsprache oft in einer Schleife, Sampling mit τ = 1 aber nicht?
+#    <details><summary>Antwort</summary>Gierige Dekodierung nimmt immer den wahrscheinlichsten Nachfolger, einen deterministischen Weg durch die Tabelle, der in einem Kreis enden muss. Sampling mit τ = 1 zieht aus der Verteilung des Modells, die der der Quelle entspricht.</details>
+# 3. Was wird aus softmax(z/τ) für τ → 0 und für τ → ∞?
+#    <details><summary>Antwort</summary>One-Hot auf dem Arg-Max (gierige Dekodierung) und die Gleichverteilung.</details>
+# 4. Warum ist der Validierungsverlust für jede Variante die einfache Kreuzentropie, auch für Label Smoothing?
+#    <details><summary>Antwort</summary>Die Trainingsziele der Varianten unterscheiden sich; nur die einfache Next-Token-Kreuzentropie lässt sich zwischen ihnen und mit der Untergrenze H vergleichen.</details>
+# 5. In einem Lauf mit festem Seed weichen die MTP-Varianten um etwa ein Hundertstel nat von der Basislinie ab. Was bräuchten Sie, bevor Sie von einem Gewinn sprechen?
+#    <details><summary>Antwort</summary>Mehrere Seeds und die Streuung zwischen ihnen (oder eine Anordnung, in der der Unterschied größer ist als diese Streuung). Ein Lauf ist eine Beobachtung.</details>

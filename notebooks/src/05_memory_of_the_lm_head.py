@@ -2,13 +2,13 @@
 # # 05 · The memory of the LM head
 #
 # The output head is a single matrix product, $z = h W^\top$, but it is the widest one in the model:
-# it produces $V$ numbers for every token. This notebook puts byte counts on it, first for the seed
-# design's example ($V$ = 50,000, $d$ = 2048), then for DeepSeek-V3's published sizes
+# it produces $V$ numbers for every token. This notebook puts byte counts on it, first for the example
+# of a widely shared design note for LLM output heads ($V$ = 50,000, $d$ = 2048), then for DeepSeek-V3's published sizes
 # ($V$ = 129,280, $d$ = 7168), and then removes the largest item:
 #
 # 1. the head's parameters: weights, gradient, AdamW state;
 # 2. the logits: per token, per micro-batch, and which $(N, V)$ tensors a plain loss step keeps
-#    alive; the seed's memory table, recomputed and corrected;
+#    alive; the design note's memory table, recomputed and corrected;
 # 3. the chunking idea, derived step by step — the gradient of each token's loss is $p - q$, every
 #    gradient is a sum over tokens, so the tokens can be processed a chunk at a time — checked by
 #    hand and against the library's `linear_cross_entropy`;
@@ -18,18 +18,27 @@
 # **Units.** MB = $10^6$ bytes, GB = $10^9$ bytes; MiB = $2^{20}$ bytes, GiB = $2^{30}$ bytes.
 # fp32 numbers take 4 bytes, bf16 numbers 2. Every number in the text is printed by a cell or
 # checked by an `assert`; the measured cells in section 4 differ from machine to machine.
+#
+# **Goals.** After this notebook you can put byte counts on the head's weights, gradient, optimizer
+# state and logits, name the $(N, V)$ tensors a plain loss step keeps alive, derive why a chunked
+# loss is exact, use `linear_cross_entropy`, and read a measured peak-memory plot.
+# **Prerequisites.** Notebook 00 ($p - \mathrm{onehot}(y)$) and notebook 01 (label smoothing).
+# **Time.** About 50 minutes of reading and two exercises; under a minute to run.
+# **Builds on.** Notebooks 00, 01 and 02.
+
 # %% [markdown] de
 # # 05 · Der Speicherbedarf des LM-Heads
 #
 # Die Ausgabeschicht ist ein einziges Matrixprodukt, $z = h W^\top$ – aber das breiteste im ganzen
 # Modell: Für jedes Token liefert sie $V$ Zahlen. Dieses Notebook rechnet nach, wie viele Bytes das
-# sind, zuerst für das Beispiel des Seed-Entwurfs ($V$ = 50.000, $d$ = 2048), dann für die
+# sind, zuerst für das Beispiel einer verbreiteten Entwurfsnotiz für LLM-Ausgabeschichten
+# ($V$ = 50.000, $d$ = 2048), dann für die
 # veröffentlichten Größen von DeepSeek-V3 ($V$ = 129.280, $d$ = 7168) – und beseitigt anschließend
 # den größten Posten:
 #
 # 1. die Parameter des Heads: Gewichte, Gradient, AdamW-Zustand;
 # 2. die Logits: pro Token, pro Micro-Batch, und welche $(N, V)$-Tensoren ein gewöhnlicher
-#    Verlustschritt gleichzeitig hält; die Speichertabelle des Seed-Entwurfs, nachgerechnet und
+#    Verlustschritt gleichzeitig hält; die Speichertabelle der Entwurfsnotiz, nachgerechnet und
 #    korrigiert;
 # 3. die Idee der Chunks, Schritt für Schritt hergeleitet – der Gradient des Verlusts eines Tokens
 #    ist $p - q$, jeder Gradient ist eine Summe über Tokens, also kann man die Tokens blockweise
@@ -42,6 +51,14 @@
 # Eine fp32-Zahl belegt 4 Byte, eine bf16-Zahl 2. Jede Zahl im Text wird von einer Zelle ausgegeben
 # oder mit einem `assert` geprüft; die Messzellen in Abschnitt 4 liefern auf jedem Rechner etwas
 # andere Werte.
+#
+# **Lernziele.** Nach diesem Notebook können Sie Gewichte, Gradient, Optimiererzustand und Logits
+# des Heads in Bytes beziffern, die $(N, V)$-Tensoren benennen, die ein gewöhnlicher Verlustschritt
+# im Speicher hält, herleiten, warum ein Verlust in Chunks exakt ist, `linear_cross_entropy`
+# verwenden und ein Diagramm des gemessenen Spitzenspeichers lesen.
+# **Voraussetzungen.** Notebook 00 ($p - \mathrm{onehot}(y)$) und Notebook 01 (Label Smoothing).
+# **Zeit.** Etwa 50 Minuten zum Lesen und für zwei Aufgaben; unter einer Minute Laufzeit.
+# **Baut auf.** Notebooks 00, 01 und 02.
 
 # %%
 import sys
@@ -53,6 +70,7 @@ import torch
 import torch.nn.functional as F
 
 import aptt_edu
+from aptt_edu.exercises import check
 from aptt_edu.heads.language_modeling import LanguageModelingHead
 from aptt_edu.loss.language_modeling import LanguageModelingLoss
 from aptt_edu.loss.linear_cross_entropy import DEFAULT_CHUNK_SIZE, linear_cross_entropy
@@ -72,6 +90,12 @@ def show(n_bytes: float) -> str:
         return f"{n_bytes / MB:.1f} MB ({n_bytes / MiB:.1f} MiB)"
     return f"{n_bytes / KB:.1f} kB ({n_bytes / KiB:.1f} KiB)"
 
+
+# %% en tags=["language"]
+LANG = "en"  # the language of the exercises' feedback (the German notebook sets "de")
+
+# %% de tags=["language"]
+LANG = "de"  # die Sprache der Rückmeldungen zu den Aufgaben (das englische Notebook setzt "en")
 # %% [markdown] en
 # ## 1. The head's parameters: weights, gradient, optimizer state
 #
@@ -94,7 +118,7 @@ def show(n_bytes: float) -> str:
 
 # %%
 CONFIGS = {  # V and d; DeepSeek-V3: inference/configs/config_671B.json (vocab_size, dim)
-    "seed example": dict(V=50_000, d=2048),
+    "design note": dict(V=50_000, d=2048),
     "DeepSeek-V3": dict(V=129_280, d=7168),
 }
 for name, c in CONFIGS.items():
@@ -104,8 +128,8 @@ for name, c in CONFIGS.items():
     assert c["params"] == c["V"] * c["d"]  # no bias: the head is exactly one (V, d) matrix
     print(f"{name:13}  V = {c['V']:>7,}  d = {c['d']:,}  head parameters V*d = {c['params']:>11,}"
           f" = {c['params'] / 1e9:.3f} B")
-seed, dsv3 = CONFIGS["seed example"], CONFIGS["DeepSeek-V3"]
-assert seed["params"] == 102_400_000 and dsv3["params"] == 926_679_040
+note, dsv3 = CONFIGS["design note"], CONFIGS["DeepSeek-V3"]
+assert note["params"] == 102_400_000 and dsv3["params"] == 926_679_040
 assert round(dsv3["params"] / 1e9, 1) == 0.9  # README_WEIGHTS.md: "0.9B output Head"
 
 # %% [markdown] en
@@ -130,28 +154,28 @@ PARAM_ROWS = [  # (what, bytes per parameter)
     ("AdamW moments m and v, fp32", 8),
     ("training state, fp32: W + grad + m + v", 16),
 ]
-print(f"{'per head':40} {'seed example':>24} {'DeepSeek-V3':>24}")
+print(f"{'per head':40} {'design note':>24} {'DeepSeek-V3':>24}")
 for what, b in PARAM_ROWS:
-    print(f"{what:40} {show(seed['params'] * b):>24} {show(dsv3['params'] * b):>24}")
+    print(f"{what:40} {show(note['params'] * b):>24} {show(dsv3['params'] * b):>24}")
 
-assert seed["params"] * 4 == 409_600_000 and round(seed["params"] * 4 / MiB, 1) == 390.6
-assert seed["params"] * 2 == 204_800_000 and seed["params"] * 16 == 1_638_400_000
+assert note["params"] * 4 == 409_600_000 and round(note["params"] * 4 / MiB, 1) == 390.6
+assert note["params"] * 2 == 204_800_000 and note["params"] * 16 == 1_638_400_000
 assert round(dsv3["params"] * 4 / GB, 2) == 3.71 and round(dsv3["params"] * 16 / GB, 2) == 14.83
 
 # %% [markdown] en
-# So the seed's "Main Head 400 MB" is the fp32 weight matrix alone: 409.6 MB, or 390.6 MiB. In
+# So the design note's "Main Head 400 MB" is the fp32 weight matrix alone: 409.6 MB, or 390.6 MiB. In
 # bf16 it is 204.8 MB; with its fp32 gradient and AdamW state the head needs 1.64 GB. DeepSeek-V3's
 # head is nine times larger: 3.71 GB of fp32 weights and 14.83 GB of fp32 training state. These
 # numbers do not depend on the batch. The next ones do.
 # %% [markdown] de
-# Die „Main Head 400 MB“ des Seed-Entwurfs sind also allein die fp32-Gewichtsmatrix: 409,6 MB
+# Die „Main Head 400 MB“ der Entwurfsnotiz sind also allein die fp32-Gewichtsmatrix: 409,6 MB
 # bzw. 390,6 MiB. In bf16 sind es 204,8 MB; mit fp32-Gradient und AdamW-Zustand braucht der Head
 # 1,64 GB. Der Head von DeepSeek-V3 ist neunmal so groß: 3,71 GB fp32-Gewichte und 14,83 GB
 # fp32-Trainingszustand. Diese Zahlen hängen nicht vom Batch ab. Die nächsten schon.
 
 # %%
-print(f"DeepSeek-V3 head / seed head: {dsv3['params'] / seed['params']:.2f}x")
-assert round(dsv3["params"] / seed["params"]) == 9
+print(f"DeepSeek-V3 head / design-note head: {dsv3['params'] / note['params']:.2f}x")
+assert round(dsv3["params"] / note["params"]) == 9
 
 # %% [markdown] en
 # ## 2. The logits
@@ -164,7 +188,7 @@ assert round(dsv3["params"] / seed["params"]) == 9
 #
 # $$N \cdot V > V \cdot d \quad\Longleftrightarrow\quad N > d,$$
 #
-# whatever the vocabulary: after 2048 tokens for the seed's example, after 7168 tokens for
+# whatever the vocabulary: after 2048 tokens for the design note's example, after 7168 tokens for
 # DeepSeek-V3 — a batch of two sequences of 4096 tokens is already more.
 # %% [markdown] de
 # ## 2. Die Logits
@@ -177,7 +201,7 @@ assert round(dsv3["params"] / seed["params"]) == 9
 #
 # $$N \cdot V > V \cdot d \quad\Longleftrightarrow\quad N > d,$$
 #
-# ganz gleich, wie groß das Vokabular ist: ab 2048 Tokens beim Beispiel des Seed-Entwurfs, ab 7168
+# ganz gleich, wie groß das Vokabular ist: ab 2048 Tokens beim Beispiel der Entwurfsnotiz, ab 7168
 # Tokens bei DeepSeek-V3 – ein Batch aus zwei Sequenzen mit je 4096 Tokens liegt schon darüber.
 
 # %%
@@ -185,7 +209,7 @@ for name, c in CONFIGS.items():
     per_token = c["V"] * 4  # one row of fp32 logits
     print(f"{name:13}  fp32 logits per token: {show(per_token):>20};  bf16: {show(c['V'] * 2):>20};"
           f"  logits > weights for N > d = {c['d']:,} tokens")
-assert seed["V"] * 4 == 200_000 and dsv3["V"] * 4 == 517_120
+assert note["V"] * 4 == 200_000 and dsv3["V"] * 4 == 517_120
 assert 2 * 4096 * dsv3["V"] > dsv3["params"]  # two sequences of 4096 tokens outweigh the head
 
 # %% [markdown] en
@@ -213,11 +237,11 @@ for name, c in CONFIGS.items():
     fp32, bf16 = N * c["V"] * 4, N * c["V"] * 2
     print(f"{name:13}  logits of {N:,} tokens: fp32 {show(fp32)}, bf16 {show(bf16)}"
           f" = {fp32 / (c['params'] * 4):.1f}x the head's fp32 weights")
-assert round(N * seed["V"] * 4 / GB, 2) == 6.55 and round(N * dsv3["V"] * 4 / GB, 2) == 16.94
-assert N / seed["d"] == 16 and round(N / dsv3["d"], 1) == 4.6  # logits / weights = N / d
+assert round(N * note["V"] * 4 / GB, 2) == 6.55 and round(N * dsv3["V"] * 4 / GB, 2) == 16.94
+assert N / note["d"] == 16 and round(N / dsv3["d"], 1) == 4.6  # logits / weights = N / d
 
 # %% [markdown] en
-# The logits of one micro-batch are 16 times the seed head's weights (6.55 GB in fp32) and for
+# The logits of one micro-batch are 16 times the design-note head's weights (6.55 GB in fp32) and for
 # DeepSeek-V3 4.6 times (16.94 GB). And the logits are not the only $(N, V)$ tensor of a training
 # step.
 #
@@ -229,8 +253,8 @@ assert N / seed["d"] == 16 and round(N / dsv3["d"], 1) == 4.6  # logits / weight
 # backward pass goes through our `pack` function. We run a tiny example and list the saved tensors
 # of shape $(N, V)$ — once with fp32 inputs, once with bf16 inputs.
 # %% [markdown] de
-# Die Logits eines einzigen Micro-Batches sind 16-mal so groß wie die Gewichte des Heads aus dem
-# Seed-Entwurf (6,55 GB in fp32), bei DeepSeek-V3 4,6-mal (16,94 GB). Und die Logits sind nicht der
+# Die Logits eines einzigen Micro-Batches sind 16-mal so groß wie die Gewichte des Heads aus der
+# Entwurfsnotiz (6,55 GB in fp32), bei DeepSeek-V3 4,6-mal (16,94 GB). Und die Logits sind nicht der
 # einzige $(N, V)$-Tensor eines Trainingsschritts.
 #
 # ### Was der gewöhnliche Verlustschritt im Speicher hält
@@ -312,23 +336,23 @@ def naive_peak(N: int, V: int, d: int) -> int:
 
 for name, c in CONFIGS.items():
     print(f"{name:13}  plain loss step, {N:,} tokens: {show(naive_peak(N, c['V'], c['d']))}")
-assert round(naive_peak(N, seed["V"], seed["d"]) / GB, 1) == 20.3
+assert round(naive_peak(N, note["V"], note["d"]) / GB, 1) == 20.3
 assert round(naive_peak(N, dsv3["V"], dsv3["d"]) / GB, 1) == 55.5
 
 # %% [markdown] en
-# ### The seed's table, recomputed and corrected
+# ### The design note's table, recomputed and corrected
 #
-# The seed design lists the main head as "400 MB". Here is what the head costs, with the
+# The design note lists the main head as "400 MB". Here is what the head costs, with the
 # assumptions stated per row, for one micro-batch of $B \cdot T = 32{,}768$ tokens.
 # %% [markdown] de
-# ### Die Tabelle des Seed-Entwurfs, nachgerechnet und korrigiert
+# ### Die Tabelle der Entwurfsnotiz, nachgerechnet und korrigiert
 #
-# Der Seed-Entwurf führt den Haupt-Head mit „400 MB“. So viel kostet der Head tatsächlich – mit den
+# Die Entwurfsnotiz führt den Haupt-Head mit „400 MB“. So viel kostet der Head tatsächlich – mit den
 # Annahmen in jeder Zeile – für einen Micro-Batch von $B \cdot T = 32.768$ Tokens.
 
 # %%
 TABLE = [  # (row, bytes as a function of one config)
-    ("head weights, fp32 (the seed's '400 MB')", lambda c: c["params"] * 4),
+    ("head weights, fp32 (the design note's '400 MB')", lambda c: c["params"] * 4),
     ("head weights, bf16", lambda c: c["params"] * 2),
     ("W + grad + AdamW m, v, fp32 (16 B/param)", lambda c: c["params"] * 16),
     ("logits, fp32, one micro-batch", lambda c: N * c["V"] * 4),
@@ -336,27 +360,27 @@ TABLE = [  # (row, bytes as a function of one config)
     ("plain loss step (3 fp32 N x V + grads)", lambda c: naive_peak(N, c["V"], c["d"])),
 ]
 print(f"B = {B}, T = {T}, N = {N:,} tokens; MB = 1e6 B, MiB = 2^20 B\n")
-print(f"{'':44} {'seed: V=50,000 d=2048':>24} {'DeepSeek-V3: V=129,280 d=7168':>31}")
+print(f"{'':44} {'note: V=50,000 d=2048':>24} {'DeepSeek-V3: V=129,280 d=7168':>31}")
 for row, size in TABLE:
-    print(f"{row:44} {show(size(seed)):>24} {show(size(dsv3)):>31}")
+    print(f"{row:44} {show(size(note)):>24} {show(size(dsv3)):>31}")
 
 # %% [markdown] en
 # The correction in one sentence: "400 MB" is right for the fp32 weights alone (409.6 MB), but the
 # head's training memory is dominated by the logits and the buffers of the loss, which grow with
-# every token in the batch — for one micro-batch of the seed's example the plain loss step needs
+# every token in the batch — for one micro-batch of the design note's example the plain loss step needs
 # 20.3 GB, about 50 times the "400 MB". DeepSeek-V3 with its MTP module ($D = 1$) applies the same
 # head a second time, to $T - 1$ more positions per sequence, which nearly doubles the logits rows.
 # %% [markdown] de
 # Die Korrektur in einem Satz: „400 MB“ stimmt für die fp32-Gewichte allein (409,6 MB), aber den
 # Trainingsspeicher des Heads bestimmen die Logits und die Puffer der Verlustfunktion, und die
-# wachsen mit jedem Token im Batch – für einen Micro-Batch im Beispiel des Seed-Entwurfs braucht der
+# wachsen mit jedem Token im Batch – für einen Micro-Batch im Beispiel der Entwurfsnotiz braucht der
 # gewöhnliche Verlustschritt 20,3 GB, rund das 50-Fache der „400 MB“. DeepSeek-V3 wendet mit seinem
 # MTP-Modul ($D = 1$) denselben Head ein zweites Mal an, auf $T - 1$ weitere Positionen pro
 # Sequenz; das verdoppelt die Zahl der Logit-Zeilen fast.
 
 # %%
-print(f"plain loss step / '400 MB': {naive_peak(N, seed['V'], seed['d']) / (400 * MB):.1f}x")
-assert round(naive_peak(N, seed["V"], seed["d"]) / (400 * MB), -1) == 50
+print(f"plain loss step / '400 MB': {naive_peak(N, note['V'], note['d']) / (400 * MB):.1f}x")
+assert round(naive_peak(N, note["V"], note["d"]) / (400 * MB), -1) == 50
 mtp_rows = B * (T + (T - 1))  # main head on T positions + MTP depth 1 on T - 1 positions
 print(f"DeepSeek-V3 logit rows with MTP (D = 1): {mtp_rows:,} = {mtp_rows / N:.4f} x {N:,}; "
       f"fp32 logits {show(mtp_rows * dsv3['V'] * 4)}")
@@ -418,6 +442,33 @@ p = z[0].detach().softmax(dim=-1)  # (N, V)
 delta = p - q  # (N, V) $\delta = \partial\ell/\partial z$
 print("dL/dz: w * (p - q) == autograd:", torch.allclose(w[:, None] * delta, z.grad[0], atol=1e-7))
 assert torch.allclose(w[:, None] * delta, z.grad[0], atol=1e-7)
+
+# %% [markdown] en
+# ### Exercise: the gradient p − onehot(y), without autograd
+#
+# Write `my_softmax_gradient(logits, labels)`: for logits `(N, V)` and labels `(N,)` the
+# gradient of the *summed* cross-entropy $\sum_i -\log p_{i, y_i}$ with respect to the logits,
+# `(N, V)`, from the formula above with $\varepsilon = 0$ — no `backward()`. Fill in the function below and run the `check` cell: it tests your code on several inputs and, if something is off, says which mistake it sees. The solution is folded below the stub; try first.
+
+# %% [markdown] de
+# ### Aufgabe: Der Gradient p − onehot(y), ohne Autograd
+#
+# Schreiben Sie `my_softmax_gradient(logits, labels)`: für Logits `(N, V)` und Labels `(N,)` den
+# Gradienten der *summierten* Kreuzentropie $\sum_i -\log p_{i, y_i}$ nach den Logits, `(N, V)`,
+# aus der Formel oben mit $\varepsilon = 0$ — ohne `backward()`. Füllen Sie die Funktion unten aus und führen Sie die `check`-Zelle aus: Sie testet Ihren Code an mehreren Eingaben und sagt, welchen Fehler sie erkennt, falls etwas nicht stimmt. Die Lösung ist unter dem Gerüst eingeklappt; versuchen Sie es zuerst selbst.
+
+# %%
+def my_softmax_gradient(logits, labels):
+    """(N, V) logits, (N,) labels -> (N, V) gradient of sum_i -log p[i, y_i] w.r.t. the logits."""
+    raise NotImplementedError  # your code here
+
+# %% tags=["solution"]
+def my_softmax_gradient(logits, labels):
+    p = logits.softmax(dim=-1)  # (N, V)
+    return p - F.one_hot(labels, logits.shape[-1]).to(p.dtype)  # delta = p - onehot(y)
+
+# %%
+result = check("softmax_gradient", my_softmax_gradient, lang=LANG)
 
 # %% [markdown] en
 # ### Step 2: every gradient is a sum over tokens
@@ -551,6 +602,68 @@ def chunked_peak(N: int, V: int, d: int, C: int = DEFAULT_CHUNK_SIZE) -> int:
 for name, c in CONFIGS.items():
     print(f"{name:13}  chunked loss step, {N:,} tokens, C = {DEFAULT_CHUNK_SIZE}: "
           f"{show(chunked_peak(N, c['V'], c['d']))}  (plain: {show(naive_peak(N, c['V'], c['d']))})")
+
+# %% [markdown] en
+# **Try it.** The two formulas for other sizes: which term dominates the plain step, and from which
+# chunk size on does chunking stop paying off? In a live notebook (Jupyter, Colab) the sliders below redraw the figure; on the docs site and under
+# the notebook tests it is drawn once, with the defaults (`aptt_edu.widgets.explore`).
+# %% [markdown] de
+# **Probieren Sie es aus.** Die beiden Formeln für andere Größen: Welcher Term dominiert den
+# gewöhnlichen Schritt, und ab welcher Chunk-Größe lohnt sich das Chunking nicht mehr? In einem laufenden Notebook (Jupyter, Colab) zeichnen die Schieberegler unten die Abbildung neu;
+# auf der Website und in den Notebook-Tests wird sie einmal mit den Voreinstellungen gezeichnet
+# (`aptt_edu.widgets.explore`).
+
+# %%
+from aptt_edu.widgets import explore
+
+
+def draw_memory(tokens: int, V: int, d: int, chunk: int) -> None:
+    plain, chunked = naive_peak(tokens, V, d), chunked_peak(tokens, V, d, chunk)
+    fig, ax = plt.subplots(figsize=(7, 3.2))
+    ax.barh(["chunked loss step", "plain loss step"], [chunked / GB, plain / GB], color=["C2", "C3"])
+    ax.set_xlabel("GB (fp32)")
+    ax.set_title(f"N = {tokens:,}, V = {V:,}, d = {d:,}, C = {chunk:,}: "
+                 f"chunked / plain = {chunked / plain:.3f}")
+    plt.show()
+
+
+explore(draw_memory, tokens=(1024, 131072, 1024, 32768), V=(1000, 256000, 1000, 50000),
+        d=(256, 8192, 256, 2048), chunk=(256, 16384, 256, DEFAULT_CHUNK_SIZE))
+
+# %% [markdown] en
+# ### Exercise: a chunked cross-entropy
+#
+# Write `my_chunked_cross_entropy(hidden, weight, labels, chunk_size)`: hidden states `(N, d)`,
+# head weight `(V, d)`, labels `(N,)` with `-100` for "no target": the mean cross-entropy of
+# `hidden @ weight.T` over the valid labels, computed chunk by chunk so that no operation ever makes
+# more than `chunk_size` rows of logits. Autograd may do the backward pass. The check watches every
+# tensor your function creates. Fill in the function below and run the `check` cell: it tests your code on several inputs and, if something is off, says which mistake it sees. The solution is folded below the stub; try first.
+
+# %% [markdown] de
+# ### Aufgabe: Eine Kreuzentropie in Chunks
+#
+# Schreiben Sie `my_chunked_cross_entropy(hidden, weight, labels, chunk_size)`: Hidden States
+# `(N, d)`, Gewicht des Heads `(V, d)`, Labels `(N,)` mit `-100` für „kein Ziel“: die mittlere
+# Kreuzentropie von `hidden @ weight.T` über die gültigen Labels, Chunk für Chunk berechnet, sodass
+# keine Operation je mehr als `chunk_size` Zeilen Logits erzeugt. Den Rückwärtsdurchlauf darf
+# Autograd übernehmen. Die Prüfung beobachtet jeden Tensor, den Ihre Funktion erzeugt. Füllen Sie die Funktion unten aus und führen Sie die `check`-Zelle aus: Sie testet Ihren Code an mehreren Eingaben und sagt, welchen Fehler sie erkennt, falls etwas nicht stimmt. Die Lösung ist unter dem Gerüst eingeklappt; versuchen Sie es zuerst selbst.
+
+# %%
+def my_chunked_cross_entropy(hidden, weight, labels, chunk_size):
+    """(N, d), (V, d), (N,) -> mean CE over labels != -100, at most chunk_size rows of logits."""
+    raise NotImplementedError  # your code here
+
+# %% tags=["solution"]
+def my_chunked_cross_entropy(hidden, weight, labels, chunk_size):
+    total = hidden.new_zeros(())
+    for start in range(0, hidden.shape[0], chunk_size):
+        z = hidden[start : start + chunk_size] @ weight.T  # (<= chunk_size, V): one chunk of logits
+        y = labels[start : start + chunk_size]
+        total = total + F.cross_entropy(z, y, ignore_index=-100, reduction="sum")  # a sum, not a mean
+    return total / (labels != -100).sum()  # divide once by all valid targets
+
+# %%
+result = check("chunked_cross_entropy", my_chunked_cross_entropy, lang=LANG)
 
 # %% [markdown] en
 # ## 4. Measured: peak memory vs tokens
@@ -705,8 +818,8 @@ for name, c in CONFIGS.items():
     print(f"{name:13} {show(plain):>24} {show(chunked):>24} {show(buffer):>24} {plain / chunked:>13.1f}x")
     c["plain"], c["chunked"], c["buffer"] = plain, chunked, buffer
 assert round(dsv3["plain"] / GB, 1) == 55.5 and round(dsv3["chunked"] / GB, 2) == 4.91
-assert round(dsv3["buffer"] / MB, 1) == 264.8 and round(seed["buffer"] / MB, 1) == 102.4
-assert dsv3["chunked"] < dsv3["plain"] / 10 and seed["chunked"] < seed["plain"] / 10
+assert round(dsv3["buffer"] / MB, 1) == 264.8 and round(note["buffer"] / MB, 1) == 102.4
+assert dsv3["chunked"] < dsv3["plain"] / 10 and note["chunked"] < note["plain"] / 10
 
 # %% [markdown] en
 # For DeepSeek-V3's head, the plain loss step of one such micro-batch would add 55.5 GB; the chunked
@@ -716,13 +829,14 @@ assert dsv3["chunked"] < dsv3["plain"] / 10 and seed["chunked"] < seed["plain"] 
 # a plain single-device PyTorch step; a real DeepSeek-V3 run distributes its tensors over many GPUs
 # and uses its own kernels.)
 #
-# This is the idea behind Liger Kernel's fused linear cross-entropy and Apple's Cut Cross-Entropy,
-# which report cutting the loss computation of Gemma 2 (2B) from 24 GB to 1 MB with fused GPU
-# kernels; `linear_cross_entropy` is the readable version in plain PyTorch.
+# This is the idea behind Liger Kernel's fused linear cross-entropy and Apple's Cut Cross-Entropy;
+# the Cut Cross-Entropy authors report cutting the memory of Gemma 2 (2B)'s loss computation from
+# 24 GB to 1 MB with fused GPU kernels. `linear_cross_entropy` is the readable version in plain
+# PyTorch.
 #
 # **Summary.**
 #
-# * The seed's "Main Head 400 MB" is the fp32 weights only (409.6 MB = 390.6 MiB); the head's
+# * The design note's "Main Head 400 MB" is the fp32 weights only (409.6 MB = 390.6 MiB); the head's
 #   training memory is dominated by the logits, which outgrow the weights as soon as a batch has more
 #   than $d$ tokens.
 # * The plain loss step holds three fp32 $N \times V$ matrices at its peak — also with bf16 logits.
@@ -745,7 +859,7 @@ assert dsv3["chunked"] < dsv3["plain"] / 10 and seed["chunked"] < seed["plain"] 
 #
 # **Zusammenfassung.**
 #
-# * Die „Main Head 400 MB“ des Seed-Entwurfs sind nur die fp32-Gewichte (409,6 MB = 390,6 MiB); den
+# * Die „Main Head 400 MB“ der Entwurfsnotiz sind nur die fp32-Gewichte (409,6 MB = 390,6 MiB); den
 #   Trainingsspeicher des Heads bestimmen die Logits, und die sind größer als die Gewichte, sobald
 #   ein Batch mehr als $d$ Tokens hat.
 # * Der gewöhnliche Verlustschritt hält an seiner Spitze drei fp32-Matrizen der Größe $N \times V$ –
@@ -753,3 +867,31 @@ assert dsv3["chunked"] < dsv3["plain"] / 10 and seed["chunked"] < seed["plain"] 
 # * Weil $\partial\ell/\partial z = p - q$ Zeile für Zeile gilt und jeder Gradient eine Summe über
 #   Tokens ist, lassen sich Verlust und Gradienten chunkweise berechnen: dieselben Zahlen, Speicher
 #   $C \cdot V$ statt $3\,N \cdot V$.
+
+# %% [markdown] en
+# ## Check your understanding
+#
+# 1. From how many tokens on do the logits of one micro-batch take more memory than the head's weights?
+#    <details><summary>Answer</summary>From N > d on: the logits are N·V numbers, the weights V·d.</details>
+# 2. Why can the loss be computed chunk by chunk without any approximation?
+#    <details><summary>Answer</summary>Each token's loss and its gradient p − q depend only on its own row of logits, and the weight gradient is a sum over tokens, which can be added up chunk by chunk.</details>
+# 3. A chunked loss averages the chunks' means. When is that wrong?
+#    <details><summary>Answer</summary>Whenever the chunks hold different numbers of valid targets (a shorter last chunk, uneven padding). Add up the chunks' sums and divide once by the total count.</details>
+# 4. Roughly how much extra memory does the chunked loss need at its peak?
+#    <details><summary>Answer</summary>About one chunk of fp32 logits and their gradient, a few times chunk_size·V·4 bytes, independent of the number of tokens N.</details>
+# 5. Does chunking the loss reduce the memory of the head's weights, their gradient or AdamW's state?
+#    <details><summary>Answer</summary>No. It removes only the (N, V) activations; weights, weight gradient and optimizer state stay as they are.</details>
+
+# %% [markdown] de
+# ## Verständnisfragen
+#
+# 1. Ab wie vielen Tokens belegen die Logits eines Micro-Batches mehr Speicher als die Gewichte des Heads?
+#    <details><summary>Antwort</summary>Ab N > d: Die Logits sind N·V Zahlen, die Gewichte V·d.</details>
+# 2. Warum lässt sich der Verlust ohne jede Näherung Chunk für Chunk berechnen?
+#    <details><summary>Antwort</summary>Der Verlust jedes Tokens und sein Gradient p − q hängen nur von seiner eigenen Zeile der Logits ab, und der Gradient der Gewichte ist eine Summe über Tokens, die sich Chunk für Chunk aufaddieren lässt.</details>
+# 3. Ein Verlust in Chunks mittelt die Mittelwerte der Chunks. Wann ist das falsch?
+#    <details><summary>Antwort</summary>Immer dann, wenn die Chunks unterschiedlich viele gültige Ziele enthalten (ein kürzerer letzter Chunk, ungleiches Padding). Addieren Sie die Summen der Chunks und teilen Sie einmal durch die Gesamtzahl.</details>
+# 4. Wie viel zusätzlichen Speicher braucht der Verlust in Chunks ungefähr auf dem Höhepunkt?
+#    <details><summary>Antwort</summary>Etwa einen Chunk von fp32-Logits und ihren Gradienten, einige Male chunk_size·V·4 Bytes, unabhängig von der Zahl der Tokens N.</details>
+# 5. Verringert der Verlust in Chunks den Speicher der Gewichte des Heads, ihres Gradienten oder des AdamW-Zustands?
+#    <details><summary>Antwort</summary>Nein. Er beseitigt nur die (N, V)-Aktivierungen; Gewichte, Gradient der Gewichte und Optimiererzustand bleiben, wie sie sind.</details>

@@ -6,10 +6,10 @@
 # (*gradient accumulation*). Data parallelism does the same across processes: every process
 # ("rank") computes the gradient of its slice, and the slices' gradients are combined. Both are
 # *supposed* to give exactly the gradient of the whole batch. For language models they did not, in
-# widely used trainers, until October 2024: Hugging Face wrote that "gradient accumulation is
+# widely used trainers, until the October 2024 fixes (the problem had been noticed as early as 2021): Hugging Face wrote that "gradient accumulation is
 # *supposed* to be mathematically equivalent to full batch training; however, losses did not match
 # between training runs where the setting was toggled on and off" (blog post "Fixing Gradient
-# Accumulation", after a report via Unsloth).
+# Accumulation", after a report by Benjamin Marie that Unsloth analysed).
 #
 # The cause is one division. In this notebook you
 #
@@ -25,6 +25,15 @@
 #
 # Everything runs on a CPU in well under a minute. Every number in the text is printed by a cell or
 # checked by an `assert`.
+#
+# **Goals.** After this notebook you can show with numbers why a mean of micro-batch means is not
+# the batch mean, derive the fix (each part's sum divided by the whole batch's count), apply it to the
+# per-depth counts of MTP and across processes, and train with it.
+# **Prerequisites.** Notebooks 00 and 01 (`ignore_index`, the mean over valid targets); notebook 03
+# for section 4.
+# **Time.** About 45 minutes of reading and two exercises; under a minute to run.
+# **Builds on.** Notebooks 00, 01 and 03.
+
 # %% [markdown] de
 # # 06 · Normierung des Verlusts: Gradientenakkumulation und mehrere Prozesse
 #
@@ -33,10 +42,12 @@
 # macht einen einzigen Schritt (*Gradientenakkumulation*). Datenparallelität macht dasselbe über
 # mehrere Prozesse: Jeder Prozess („Rank“) berechnet den Gradienten seines Teils, und die Gradienten
 # der Teile werden zusammengeführt. Beides *soll* genau den Gradienten des ganzen Batches liefern.
-# Bei Sprachmodellen tat es das in verbreiteten Trainern bis Oktober 2024 nicht. Hugging Face schrieb
+# Bei Sprachmodellen tat es das in verbreiteten Trainern bis zu den Korrekturen vom Oktober 2024
+# nicht (aufgefallen war das Problem schon 2021). Hugging Face schrieb
 # dazu: „Gradient accumulation is *supposed* to be mathematically equivalent to full batch training;
 # however, losses did not match between training runs where the setting was toggled on and off“
-# (Blogbeitrag „Fixing Gradient Accumulation“, nach einem Hinweis über Unsloth) — die Verluste
+# (Blogbeitrag „Fixing Gradient Accumulation“, nach einer Meldung von Benjamin Marie, die Unsloth
+# analysiert hatte) — die Verluste
 # stimmten nicht überein, je nachdem, ob die Akkumulation an- oder ausgeschaltet war.
 #
 # Die Ursache ist eine einzige Division. In diesem Notebook
@@ -55,6 +66,15 @@
 #
 # Alles läuft auf der CPU in deutlich unter einer Minute. Jede Zahl im Text wird von einer Zelle
 # ausgegeben oder durch ein `assert` geprüft.
+#
+# **Lernziele.** Nach diesem Notebook können Sie mit Zahlen zeigen, warum der Mittelwert der
+# Micro-Batch-Mittelwerte nicht der Mittelwert des Batches ist, die Korrektur herleiten (die Summe
+# jedes Teils geteilt durch die Zahl des ganzen Batches), sie auf die Zahlen pro Tiefe bei MTP und
+# auf mehrere Prozesse anwenden und damit trainieren.
+# **Voraussetzungen.** Notebooks 00 und 01 (`ignore_index`, der Mittelwert über gültige Ziele);
+# Notebook 03 für Abschnitt 4.
+# **Zeit.** Etwa 45 Minuten zum Lesen und für zwei Aufgaben; unter einer Minute Laufzeit.
+# **Baut auf.** Notebooks 00, 01 und 03.
 
 # %%
 import dataclasses
@@ -65,6 +85,7 @@ import torch
 import torch.nn.functional as F
 
 from aptt_edu.data import make_inputs_and_labels, toy_data
+from aptt_edu.exercises import check
 from aptt_edu.loss.language_modeling import LanguageModelingLoss, MultiTokenPredictionLoss
 from aptt_edu.loss.metrics import PerplexityMetric
 from aptt_edu.model import GPT, GPTConfig
@@ -73,6 +94,12 @@ from aptt_edu.train import TrainConfig, train
 _ = torch.manual_seed(0)
 torch.set_num_threads(1)  # one thread: the same float results on any machine
 
+
+# %% en tags=["language"]
+LANG = "en"  # the language of the exercises' feedback (the German notebook sets "de")
+
+# %% de tags=["language"]
+LANG = "de"  # die Sprache der Rückmeldungen zu den Aufgaben (das englische Notebook setzt "en")
 # %% [markdown] en
 # ## 1. The pitfall, with numbers
 #
@@ -302,7 +329,42 @@ plt.show()
 # %% [markdown] en
 # The error vanishes only at $N_A = N_B$. (The labels in the figure are English in both notebooks;
 # the code cells are identical in both languages.)
-#
+# %% [markdown] de
+# Der Fehler verschwindet nur bei $N_A = N_B$. (Die Beschriftung der Abbildung ist in beiden
+# Notebooks englisch; die Code-Zellen sind in beiden Sprachen identisch.)
+
+# %% [markdown] en
+# **Try it.** Two micro-batches with $N_A$ and $N_B$ valid targets: how much does one token of each
+# weigh in the mean of means, against its fair share $1/N$? In a live notebook (Jupyter, Colab) the sliders below redraw the figure; on the docs site and under
+# the notebook tests it is drawn once, with the defaults (`aptt_edu.widgets.explore`).
+# %% [markdown] de
+# **Probieren Sie es aus.** Zwei Micro-Batches mit $N_A$ und $N_B$ gültigen Zielen: Wie viel wiegt
+# ein Token jedes Micro-Batches im Mittelwert der Mittelwerte, gemessen an seinem fairen Anteil
+# $1/N$? In einem laufenden Notebook (Jupyter, Colab) zeichnen die Schieberegler unten die Abbildung neu;
+# auf der Website und in den Notebook-Tests wird sie einmal mit den Voreinstellungen gezeichnet
+# (`aptt_edu.widgets.explore`).
+
+# %%
+from aptt_edu.widgets import explore
+
+
+def draw_weights(N_A: int, N_B: int) -> None:
+    fair = 1 / (N_A + N_B)  # the true mean weighs every token alike
+    naive = [1 / (2 * N_A), 1 / (2 * N_B)]  # mean of the two means: 1 / (M N_m), M = 2
+    fig, ax = plt.subplots(figsize=(7, 3.4))
+    x = torch.arange(2)
+    ax.bar(x - 0.2, [fair, fair], width=0.4, label="true mean: 1/N")
+    ax.bar(x + 0.2, naive, width=0.4, label="mean of means: 1/(M·N_m)")
+    ax.set_xticks(x, [f"a token of A (N_A = {N_A})", f"a token of B (N_B = {N_B})"])
+    ax.set_ylabel("weight of the token's loss")
+    ax.set_title(f"a token of A weighs {naive[0] / fair:.2f}x, of B {naive[1] / fair:.2f}x its fair share")
+    ax.legend()
+    plt.show()
+
+
+explore(draw_weights, N_A=(1, 64, 1, 2), N_B=(1, 64, 1, 28))
+
+# %% [markdown] en
 # ## 3. The fix: divide every part by the count of the whole batch
 #
 # Split the full-batch loss along the micro-batches *before* dividing:
@@ -314,16 +376,13 @@ plt.show()
 # the **whole** batch. The gradient is linear, so the accumulated gradients are $\sum_m \nabla S_m /
 # N = \nabla \mathcal{L}$ exactly — whatever the counts are. $N$ must be known before the first
 # micro-batch runs backward, and it is: counting labels that are not `-100` needs no forward pass,
-# only the labels of all micro-batches. This is the fix of the transformers library (pull requests
-# #34191 and #34198, October 2024; #34283 passes the count into every model's loss): the trainer
-# counts the targets of all micro-batches of a step and hands the count to the loss as
+# only the labels of all micro-batches. This is the fix of the transformers library (pull
+# requests #34191 and #34198, October 2024; #34283 passes the count into the loss of most models):
+# the trainer counts the targets of all micro-batches of a step and hands the count to the loss as
 # `num_items_in_batch`.
 #
 # The library's `LanguageModelingLoss` takes the same argument.
 # %% [markdown] de
-# Der Fehler verschwindet nur bei $N_A = N_B$. (Die Beschriftung der Abbildung ist in beiden
-# Notebooks englisch; die Code-Zellen sind in beiden Sprachen identisch.)
-#
 # ## 3. Die Korrektur: jeden Teil durch die Zahl des ganzen Batches teilen
 #
 # Wir zerlegen den Verlust des ganzen Batches nach Micro-Batches, *bevor* wir teilen:
@@ -337,8 +396,8 @@ plt.show()
 # verteilt sind. $N$ muss bekannt sein, bevor der erste Micro-Batch rückwärts läuft, und das ist es:
 # Um die Labels zu zählen, die nicht `-100` sind, braucht man keinen Vorwärtsdurchlauf, nur die
 # Labels aller Micro-Batches. So sieht die Korrektur in der transformers-Bibliothek aus (Pull
-# Requests #34191 und #34198, Oktober 2024; #34283 reicht die Zahl an den Verlust jedes Modells
-# weiter): Der Trainer zählt die Ziele aller Micro-Batches eines Schritts und übergibt die Zahl als
+# Requests #34191 und #34198, Oktober 2024; #34283 reicht die Zahl an den Verlust der meisten
+# Modelle weiter): Der Trainer zählt die Ziele aller Micro-Batches eines Schritts und übergibt die Zahl als
 # `num_items_in_batch` an die Verlustfunktion.
 #
 # `LanguageModelingLoss` aus der Bibliothek nimmt dasselbe Argument.
@@ -436,6 +495,65 @@ try:
     mtp_loss(*model(inputs[A]), lab[A], num_items_in_batch=N)
 except ValueError as e:
     print("ValueError:", e)
+
+# %% [markdown] en
+# ### Exercise: the count of the whole step
+#
+# Write `my_num_items_in_batch(micro_labels)`: for the labels of all micro-batches of one
+# optimizer step (a list of `(b, T)` tensors, `-100` for "no target") the number of valid targets
+# of the whole step, an `int` — the count each micro-batch's sum is divided by. Fill in the function below and run the `check` cell: it tests your code on several inputs and, if something is off, says which mistake it sees. The solution is folded below the stub; try first.
+
+# %% [markdown] de
+# ### Aufgabe: Die Zahl des ganzen Schritts
+#
+# Schreiben Sie `my_num_items_in_batch(micro_labels)`: für die Labels aller Micro-Batches eines
+# Optimiererschritts (eine Liste von `(b, T)`-Tensoren, `-100` für „kein Ziel“) die Zahl der gültigen
+# Ziele des ganzen Schritts, ein `int` — die Zahl, durch die die Summe jedes Micro-Batches geteilt
+# wird. Füllen Sie die Funktion unten aus und führen Sie die `check`-Zelle aus: Sie testet Ihren Code an mehreren Eingaben und sagt, welchen Fehler sie erkennt, falls etwas nicht stimmt. Die Lösung ist unter dem Gerüst eingeklappt; versuchen Sie es zuerst selbst.
+
+# %%
+def my_num_items_in_batch(micro_labels):
+    """A list of (b, T) label tensors -> the number of labels != -100 in all of them together."""
+    raise NotImplementedError  # your code here
+
+# %% tags=["solution"]
+def my_num_items_in_batch(micro_labels):
+    return sum(int((y != -100).sum()) for y in micro_labels)  # counted before any backward pass
+
+# %%
+result = check("num_items_in_batch", my_num_items_in_batch, lang=LANG)
+
+# %% [markdown] en
+# ### Exercise: losses to accumulate
+#
+# Write `my_accumulated_losses(micro_logits, micro_labels)`: for micro-batches of logits
+# `(b, T, V)` and labels `(b, T)`, the list of losses to call `backward()` on, one per micro-batch,
+# such that the summed gradients equal the gradient of the *whole* batch's mean loss. Fill in the function below and run the `check` cell: it tests your code on several inputs and, if something is off, says which mistake it sees. The solution is folded below the stub; try first.
+
+# %% [markdown] de
+# ### Aufgabe: Verluste zum Akkumulieren
+#
+# Schreiben Sie `my_accumulated_losses(micro_logits, micro_labels)`: für Micro-Batches aus Logits
+# `(b, T, V)` und Labels `(b, T)` die Liste der Verluste, auf denen `backward()` aufgerufen wird,
+# einer pro Micro-Batch, sodass die summierten Gradienten dem Gradienten des mittleren Verlusts des
+# *ganzen* Batches gleichen. Füllen Sie die Funktion unten aus und führen Sie die `check`-Zelle aus: Sie testet Ihren Code an mehreren Eingaben und sagt, welchen Fehler sie erkennt, falls etwas nicht stimmt. Die Lösung ist unter dem Gerüst eingeklappt; versuchen Sie es zuerst selbst.
+
+# %%
+def my_accumulated_losses(micro_logits, micro_labels):
+    """Micro-batches of (b, T, V) logits and (b, T) labels -> one 0-dim loss per micro-batch."""
+    raise NotImplementedError  # your code here
+
+# %% tags=["solution"]
+def my_accumulated_losses(micro_logits, micro_labels):
+    n = sum(int((y != -100).sum()) for y in micro_labels)  # the whole batch's count
+    V = micro_logits[0].shape[-1]
+    return [  # each micro-batch's *sum*, divided by the count of the whole batch
+        F.cross_entropy(z.reshape(-1, V), y.reshape(-1), reduction="sum") / n
+        for z, y in zip(micro_logits, micro_labels)
+    ]
+
+# %%
+result = check("accumulated_loss", my_accumulated_losses, lang=LANG)
 
 # %% [markdown] en
 # ## 5. Several processes: `DistributedDataParallel` averages
@@ -669,8 +787,36 @@ plt.show()
 # * `aptt_edu.train` mit `grad_accum` und unter `torchrun` reproduziert den Lauf mit dem ganzen
 #   Batch.
 
-# %% [markdown]
-# **References / Quellen.** Hugging Face (2024). *Fixing Gradient Accumulation* (lysandre, ArthurZ,
+# %% [markdown] en
+# ## Check your understanding
+#
+# 1. Micro-batch A has 2 targets, B has 28. Each is averaged on its own and the two means are averaged. How much does one token of A weigh against one token of B?
+#    <details><summary>Answer</summary>1/4 against 1/56: a token of A counts 14 times as much as a token of B, where the batch mean would weigh all 30 tokens alike.</details>
+# 2. Why must the count N be known before the first micro-batch runs backward, and why is that possible?
+#    <details><summary>Answer</summary>Each micro-batch's share S_m / N is back-propagated at once. Counting labels that are not −100 needs only the labels of all micro-batches, no forward pass.</details>
+# 3. Why does each MTP depth need a count of its own?
+#    <details><summary>Answer</summary>Depth k is scored on labels[:, k:]: k positions fewer per row and different padding, so N_k differs from the main count.</details>
+# 4. DDP averages the gradients of W processes. Which loss must rank r back-propagate for the result to be the global batch mean?
+#    <details><summary>Answer</summary>W · S_r / N, with S_r its summed loss and N the count of the global batch.</details>
+# 5. When do the naive mean of means and the correct normalisation agree?
+#    <details><summary>Answer</summary>When every micro-batch (and every rank) has the same number of valid targets, e.g. fixed-length rows without padding or masked boundaries.</details>
+
+# %% [markdown] de
+# ## Verständnisfragen
+#
+# 1. Micro-Batch A hat 2 Ziele, B hat 28. Jeder wird für sich gemittelt, dann werden die beiden Mittelwerte gemittelt. Wie viel wiegt ein Token von A gegenüber einem Token von B?
+#    <details><summary>Antwort</summary>1/4 gegenüber 1/56: Ein Token von A zählt 14-mal so viel wie eines von B, während der Mittelwert des Batches alle 30 Tokens gleich gewichtet.</details>
+# 2. Warum muss die Zahl N vor dem ersten Rückwärtsdurchlauf bekannt sein, und warum ist das möglich?
+#    <details><summary>Antwort</summary>Der Anteil S_m / N jedes Micro-Batches wird sofort zurückpropagiert. Um die Labels zu zählen, die nicht −100 sind, braucht man nur die Labels aller Micro-Batches, keinen Vorwärtsdurchlauf.</details>
+# 3. Warum braucht jede MTP-Tiefe eine eigene Zahl?
+#    <details><summary>Antwort</summary>Tiefe k wird an labels[:, k:] gemessen: k Positionen weniger pro Zeile und anderes Padding, also unterscheidet sich N_k von der Hauptzahl.</details>
+# 4. DDP mittelt die Gradienten von W Prozessen. Welchen Verlust muss Rang r zurückpropagieren, damit das Ergebnis der Mittelwert des globalen Batches ist?
+#    <details><summary>Antwort</summary>W · S_r / N, mit S_r seinem summierten Verlust und N der Zahl des globalen Batches.</details>
+# 5. Wann stimmen der naive Mittelwert der Mittelwerte und die richtige Normierung überein?
+#    <details><summary>Antwort</summary>Wenn jeder Micro-Batch (und jeder Rang) gleich viele gültige Ziele hat, etwa bei Zeilen fester Länge ohne Padding und ohne maskierte Grenzen.</details>
+
+# %% [markdown] en
+# **References.** Hugging Face (2024). *Fixing Gradient Accumulation* (lysandre, ArthurZ,
 # muellerzr, ydshieh, BenjaminB), https://huggingface.co/blog/gradient_accumulation ·
 # Unsloth (2024). *Bugs in LLM Training — Gradient Accumulation Fix*, https://unsloth.ai/blog/gradient ·
 # huggingface/transformers pull requests #34191 "Fix Gradient Accumulation issue",
@@ -679,4 +825,15 @@ plt.show()
 # fix across all models + trainer fully in forward()",
 # https://github.com/huggingface/transformers/pull/34283 · PyTorch documentation,
 # *DistributedDataParallel* (gradients are averaged across processes; `no_sync`),
+# https://pytorch.org/docs/stable/generated/torch.nn.parallel.DistributedDataParallel.html
+# %% [markdown] de
+# **Quellen.** Hugging Face (2024). *Fixing Gradient Accumulation* (lysandre, ArthurZ,
+# muellerzr, ydshieh, BenjaminB), https://huggingface.co/blog/gradient_accumulation ·
+# Unsloth (2024). *Bugs in LLM Training — Gradient Accumulation Fix*, https://unsloth.ai/blog/gradient ·
+# huggingface/transformers Pull-Requests #34191 "Fix Gradient Accumulation issue",
+# https://github.com/huggingface/transformers/pull/34191, #34198,
+# https://github.com/huggingface/transformers/pull/34198 und #34283 "Enable Gradient Accumulation
+# fix across all models + trainer fully in forward()",
+# https://github.com/huggingface/transformers/pull/34283 · PyTorch-Dokumentation,
+# *DistributedDataParallel* (Gradienten werden über die Prozesse gemittelt; `no_sync`),
 # https://pytorch.org/docs/stable/generated/torch.nn.parallel.DistributedDataParallel.html
