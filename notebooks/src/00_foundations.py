@@ -28,16 +28,18 @@
 #
 # 1. sagen, was Entropie, Kreuzentropie und KL-Divergenz messen und warum der erwartete Verlust
 #    keines Modells unter die Entropie der Quelle fallen kann;
-# 2. diese Untergrenze für die Spielzeugsprache des Kurses berechnen und eine Lernkurve an ihr
-#    ablesen;
+# 2. diese Untergrenze für die Spielzeugsprache des Kurses berechnen und eine Verlustkurve an
+#    ihr ablesen;
 # 3. den Gradienten der Kreuzentropie nach den Logits herleiten, $p - \mathrm{onehot}(y)$;
-# 4. das winzige GPT bauen und trainieren, das die anderen Notebooks trainieren.
+# 4. das winzige GPT bauen und trainieren, das auch die anderen Notebooks verwenden.
 #
 # **Voraussetzungen.** Python, PyTorch-Grundlagen (Tensoren, `autograd`, `nn.Module`), die
 # Softmax-Funktion.
 # **Zeit.** Etwa 30 Minuten zum Lesen und für die Aufgaben; alle Zellen laufen in unter einer
 # Minute.
 # **Baut auf.** Nichts; die Notebooks 01–06 bauen auf diesem auf.
+# **Sprache.** Abbildungen, Code, Kommentare und Ausgaben sind in beiden Fassungen englisch; der Text
+# sagt, was sie zeigen.
 
 # %%
 import math
@@ -82,13 +84,13 @@ LANG = "de"  # die Sprache der Rückmeldungen zu den Aufgaben (das englische Not
 # %% [markdown] de
 # ## 1. Entropie, Kreuzentropie und KL-Divergenz
 #
-# Eine Verteilung $p$ über $V$ Tokens hat die **Entropie** $H(p) = -\sum_v p_v \log p_v$ (in Nats,
+# Eine Verteilung $p$ über $V$ Tokens hat die **Entropie** $H(p) = -\sum_v p_v \log p_v$ (in nat,
 # mit dem natürlichen Logarithmus und $0 \log 0 = 0$): die mittlere Überraschung $-\log p_v$ eines
 # aus $p$ gezogenen Tokens. Sie ist 0 für ein sicheres Ergebnis und $\log V$ für die
 # Gleichverteilung.
 #
 # Ein Modell, das $q$ vorhersagt, während die Tokens aus $p$ stammen, zahlt im Mittel die
-# **Kreuzentropie** $H(p, q) = -\sum_v p_v \log q_v$ — genau den Erwartungswert des
+# **Kreuzentropie** $H(p, q) = -\sum_v p_v \log q_v$ – genau den Erwartungswert des
 # Trainingsverlusts $-\log q_y$ für $y \sim p$. Der Unterschied ist die
 # **Kullback-Leibler-Divergenz**
 #
@@ -97,7 +99,7 @@ LANG = "de"  # die Sprache der Rückmeldungen zu den Aufgaben (das englische Not
 # die nur für $q = p$ null ist (Gibbs-Ungleichung; Cover & Thomas, *Elements of Information
 # Theory*, 2. Aufl., Satz 2.6.3). Also gilt $H(p, q) \ge H(p)$: **Der erwartete Verlust keines
 # Modells kann unter die Entropie der Quelle fallen**, und das beste Modell sagt die Verteilung der
-# Quelle selbst vorher. An dieser Untergrenze wird jede Lernkurve des Kurses gemessen.
+# Quelle selbst vorher. An dieser Untergrenze wird jede Verlustkurve des Kurses gemessen.
 
 # %%
 p = torch.tensor([0.5, 0.25, 0.125, 0.125])  # the source
@@ -117,7 +119,7 @@ assert abs(-q.log()[y].mean() - H_pq) < 0.01
 # The entropy of this $p$ is exactly $1.75 \log 2$ nats (1.75 bits): each halving of the
 # probability costs one bit. Now the same quantities as code of your own.
 # %% [markdown] de
-# Die Entropie dieses $p$ ist genau $1{,}75 \log 2$ Nats (1,75 Bit): Jede Halbierung der
+# Die Entropie dieses $p$ ist genau $1{,}75 \log 2$ nat (1,75 Bit): Jede Halbierung der
 # Wahrscheinlichkeit kostet ein Bit. Nun dieselben Größen als eigener Code.
 
 # %% [markdown] en
@@ -132,7 +134,7 @@ assert abs(-q.log()[y].mean() - H_pq) < 0.01
 # ### Aufgabe: Entropie
 #
 # Schreiben Sie `my_entropy(p)`: für Wahrscheinlichkeiten `p` der Form `(..., V)` die Entropie jeder
-# Verteilung, Form `(...)`, in Nats, mit $0 \log 0 = 0$. Füllen Sie die Funktion unten aus und führen
+# Verteilung, Form `(...)`, in nat, mit $0 \log 0 = 0$. Füllen Sie die Funktion unten aus und führen
 # Sie die `check`-Zelle aus: Sie testet Ihren Code an mehreren Eingaben und sagt, welchen Fehler sie
 # erkennt, falls etwas nicht stimmt. Die Lösung ist unter dem Gerüst eingeklappt; versuchen Sie es
 # zuerst selbst.
@@ -160,7 +162,7 @@ result = check("entropy", my_entropy, lang=LANG)
 # ### Aufgabe: KL-Divergenz
 #
 # Schreiben Sie `my_kl(p, q)`: für zwei Tensoren von Wahrscheinlichkeiten `(..., V)` die Divergenz
-# $\mathrm{KL}(p \,\|\, q)$ jedes Paars, Form `(...)`, in Nats. Füllen Sie die Funktion unten aus und
+# $\mathrm{KL}(p \,\|\, q)$ jedes Paars, Form `(...)`, in nat. Füllen Sie die Funktion unten aus und
 # führen Sie die `check`-Zelle aus; die Lösung ist unter dem Gerüst eingeklappt.
 
 # %%
@@ -263,8 +265,8 @@ assert abs(data.val_floor - data.entropy_rate) < 0.05  # a finite sample scatter
 #
 # Der Gradient ist Vorhersage minus Ziel: Er hebt den Logit des Ziels um $1 - p_y$ an und senkt
 # jeden anderen Logit um seine Wahrscheinlichkeit; seine Einträge summieren sich zu null, und jeder
-# liegt in $[-1, 1]$ — wie groß die Logits auch sind. Die Notebooks 01 (Label Smoothing), 02 (der
-# Gradient einer gebundenen Matrix) und 05 (der Verlust in Chunks) bauen auf dieser einen Zeile auf;
+# liegt in $[-1, 1]$ – wie groß die Logits auch sind. Die Notebooks 01 (Label Smoothing), 02 (der
+# Gradient einer gebundenen Matrix) und 05 (der blockweise berechnete Verlust) bauen auf dieser einen Zeile auf;
 # mit Label Smoothing wird aus dem Ziel `onehot(y)` eine geglättete Verteilung $q$ und aus dem
 # Gradienten $p - q$.
 
@@ -405,7 +407,7 @@ assert run.val_loss[-1] > data.val_floor - 0.05  # never meaningfully below the 
 #   zahlt die Kreuzentropie $H(p, q) = H(p) + \mathrm{KL}(p \,\|\, q) \ge H(p)$. Die Untergrenze jedes
 #   Verlusts ist die Entropie dessen, was vorhergesagt wird.
 # * Die Spielzeugsprache ist eine Markow-Kette 2. Ordnung, deren Entropierate $H$ exakt berechnet
-#   wird; eine endliche Validierungsmenge streut um sie, und die ersten beiden Ziele einer Zeile
+#   wird; der Verlust auf endlichen Validierungsdaten streut um sie, und die ersten beiden Ziele einer Zeile
 #   werden ignoriert.
 # * $\partial \ell / \partial z = p - \mathrm{onehot}(y)$: Vorhersage minus Ziel, beschränkt, mit
 #   Summe null.
@@ -419,8 +421,8 @@ assert run.val_loss[-1] > data.val_floor - 0.05  # never meaningfully below the 
 #    Gleichheit nur für q = p.</details>
 # 2. Der Validierungsverlust eines Modells auf der Spielzeugsprache liegt 0,01 unter $H$. Ist das
 #    Modell besser als die wahre Quelle?
-#    <details><summary>Antwort</summary>Nein. H ist ein Erwartungswert; eine endliche
-#    Validierungsmenge hat ihren eigenen Mittelwert, den selbst die wahre Quelle etwas verfehlt
+#    <details><summary>Antwort</summary>Nein. H ist ein Erwartungswert; endliche
+#    Validierungsdaten haben ihren eigenen Mittelwert, den selbst die wahre Quelle etwas verfehlt
 #    (Abschnitt 2). Vergleichen Sie mit dem Verlust der wahren Quelle auf denselben Zeilen.</details>
 # 3. Ist KL(p ‖ q) dasselbe wie KL(q ‖ p)? Welche von beiden minimiert das Training mit
 #    Kreuzentropie?
@@ -436,5 +438,5 @@ assert run.val_loss[-1] > data.val_floor - 0.05  # never meaningfully below the 
 #    verdecken, wie nahe das Modell der Untergrenze kommt.</details>
 # 6. Wie hoch wäre der Verlust des untrainierten Modells, wenn seine Vorhersage genau gleichverteilt
 #    wäre?
-#    <details><summary>Antwort</summary>log V = log 16 ≈ 2,77 Nats, die Entropie der
+#    <details><summary>Antwort</summary>log V = log 16 ≈ 2,77 nat, die Entropie der
 #    Gleichverteilung.</details>

@@ -32,7 +32,7 @@
 # 3. Padding und `ignore_index`;
 # 4. Label Smoothing: das geglättete Ziel, seine Zerlegung und das Optimum, zu dem es das Modell treibt;
 # 5. Training mit und ohne Label Smoothing auf einer Spielzeugsprache – und was es mit der Kalibrierung macht;
-# 6. Perplexität, Token-Genauigkeit und eine Falle beim Aufsummieren über Batches.
+# 6. Perplexität, Token-Genauigkeit und eine Falle beim Mitteln über Batches.
 #
 # Jede Zahl im Text wird von einer Zelle ausgegeben oder mit einem `assert` geprüft.
 #
@@ -43,6 +43,8 @@
 # **Voraussetzungen.** Notebook 00 (Entropie und KL, die Spielzeugsprache, $p - \mathrm{onehot}(y)$).
 # **Zeit.** Etwa 50 Minuten zum Lesen und für vier Aufgaben; unter einer Minute Laufzeit.
 # **Baut auf.** Notebook 00.
+# **Sprache.** Abbildungen, Code, Kommentare und Ausgaben sind in beiden Fassungen englisch; der Text
+# sagt, was sie zeigen.
 
 # %%
 import math
@@ -117,8 +119,8 @@ assert torch.allclose(by_hand, pytorch, atol=1e-6) and torch.allclose(library, p
 # A useful anchor: a model that knows nothing predicts the uniform distribution, $p_v = 1/V$, and
 # its loss is $\log V$. Any trained model must beat that.
 # %% [markdown] de
-# Ein nützlicher Anker: Ein Modell, das nichts weiß, sagt die Gleichverteilung $p_v = 1/V$ voraus;
-# sein Verlust ist $\log V$. Jedes trainierte Modell muss darunter liegen.
+# Ein nützlicher Bezugspunkt: Ein Modell, das nichts weiß, sagt die Gleichverteilung $p_v = 1/V$ voraus;
+# sein Verlust ist $\log V$. Jedes trainierte Modell muss diesen Wert unterbieten.
 
 # %%
 uniform_loss = LanguageModelingLoss(V)(torch.zeros(B, T, V), labels)
@@ -247,7 +249,7 @@ assert torch.equal(before, after)
 # berechnet wird: im protokollierten Verlust und seinem gleitenden Mittel, in einem
 # Lernraten-Scheduler oder Early Stopping, die den Verlust beobachten, in einer
 # `isfinite`-Prüfung, die den Schritt überspringt oder den Lauf abbricht. `LanguageModelingLoss`
-# liefert 0,0 mit Gradient null. Ein Gradient null macht den Schritt aber nicht wirkungslos: AdamW
+# liefert 0,0 mit einem Gradienten von null. Ein Gradient null macht den Schritt aber nicht wirkungslos: AdamW
 # bewegt jedes Gewicht weiter, über sein Momentum und seinen entkoppelten Weight Decay – es sei
 # denn, man überspringt den Schritt.
 
@@ -292,7 +294,7 @@ assert (w.data < 1).all()
 # ## 4. Label Smoothing
 #
 # Label Smoothing (Szegedy et al., 2016, §7) ersetzt das One-Hot-Ziel durch eine Mischung mit der
-# Gleichverteilung. Mit Glättungsstärke $\varepsilon$:
+# Gleichverteilung. Mit der Glättungsstärke $\varepsilon$ gilt:
 #
 # $$q_v = (1-\varepsilon)\,[v = y] + \frac{\varepsilon}{V}.$$
 #
@@ -335,7 +337,7 @@ assert torch.allclose(decomposed, library, atol=1e-6) and torch.allclose(textboo
 # ### Das Optimum, zu dem Label Smoothing das Modell treibt
 #
 # Es gilt $H(q, p) = H(q) + \mathrm{KL}(q \,\|\, p)$, und die KL-Divergenz ist nur für $p = q$ null.
-# Das Beste, was ein Modell an einer Position tun kann, bei der es sich *sicher* ist, ist also, $q$
+# Das Beste, was ein Modell an einer Position tun kann, an der es sich *sicher* ist, ist also, $q$
 # selbst vorherzusagen: Wahrscheinlichkeit $1 - \varepsilon + \varepsilon/V$ auf dem Ziel und
 # $\varepsilon/V$ auf jedem anderen Token. Der kleinste erreichbare Verlust ist daher nicht 0,
 # sondern die Entropie von $q$,
@@ -385,7 +387,7 @@ assert abs(numeric_loss - closed_loss) < 1e-5 and abs(numeric_margin - closed_ma
 # the loss keeps falling as the margin grows; with smoothing each curve has a minimum at $m^*$ (dots)
 # and *rises* again — the model is punished for being overconfident.
 # %% [markdown] de
-# Dasselbe als Bild: eine Position, Ziel-Logit $m$, alle anderen Logits 0. Ohne Label Smoothing fällt
+# Dasselbe als Diagramm: eine Position, Ziel-Logit $m$, alle anderen Logits 0. Ohne Label Smoothing fällt
 # der Verlust immer weiter, je größer der Abstand wird; mit Label Smoothing hat jede Kurve bei $m^*$
 # ein Minimum (Punkte) und *steigt* danach wieder – Überkonfidenz wird bestraft.
 
@@ -456,7 +458,7 @@ explore(draw_margin, eps=(0.0, 0.5, 0.01, 0.1), V=(2, 256, 1, 16))
 #
 # Schreiben Sie `my_label_smoothing(logits, labels, epsilon, ignore_index=-100)`: die geglättete
 # Kreuzentropie aus Abschnitt 4, den Mittelwert über die gültigen Positionen von
-# $(1-\varepsilon)\,(-\log p_y) + \varepsilon \cdot \frac{1}{V}\sum_v (-\log p_v)$ — das, was
+# $(1-\varepsilon)\,(-\log p_y) + \varepsilon \cdot \frac{1}{V}\sum_v (-\log p_v)$ – das, was
 # `F.cross_entropy(..., label_smoothing=epsilon)` berechnet. Füllen Sie die Funktion unten aus und führen Sie die `check`-Zelle aus: Sie testet Ihren Code an mehreren Eingaben und sagt, welchen Fehler sie erkennt, falls etwas nicht stimmt. Die Lösung ist unter dem Gerüst eingeklappt; versuchen Sie es zuerst selbst.
 
 # %%
@@ -524,17 +526,17 @@ plt.show()
 # Die blasse Trainingskurve des geglätteten Laufs liegt höher: Sie enthält den Glättungsterm, der
 # nicht gegen null gehen kann (Abschnitt 4). Entscheidend ist der Validierungsverlust.
 #
-# ### Kalibrierung: Trifft eine vorhergesagte 80 % auch in 80 % der Fälle zu?
+# ### Kalibrierung: Trifft eine Vorhersage mit 80 % Konfidenz auch in 80 % der Fälle zu?
 #
 # Ein Modell ist **kalibriert**, wenn von allen Vorhersagen mit Konfidenz $c$ ein Anteil $c$ stimmt.
-# Das Reliability-Diagramm sortiert die Validierungspositionen nach der höchsten Wahrscheinlichkeit
+# Das Kalibrierungsdiagramm (Reliability Diagram) sortiert die Validierungspositionen nach der höchsten Wahrscheinlichkeit
 # des Modells in Klassen und trägt die Genauigkeit jeder Klasse gegen die mittlere Konfidenz auf;
-# die Diagonale ist perfekte Kalibrierung. Der **Expected Calibration Error** (ECE) ist der mit der
+# die Diagonale ist perfekte Kalibrierung. Der **erwartete Kalibrierungsfehler** (Expected Calibration Error, ECE) ist der mit der
 # Tokenzahl gewichtete mittlere Abstand zur Diagonale. Label Smoothing verändert bekanntlich die
 # Kalibrierung (Müller et al., 2019: bei Bildklassifikatoren und einem Transformer für maschinelle
 # Übersetzung verbessert es sie); auf unserer
-# Spielzeugsprache ist schon die wahre Verteilung des nächsten Tokens unsicher, das beste Modell ist also
-# das, das sie genau trifft – sehen wir nach, was Label Smoothing hier bewirkt.
+# Spielzeugsprache ist schon die wahre Verteilung des nächsten Tokens breit gestreut; das beste Modell
+# ist also dasjenige, das sie genau trifft – sehen wir nach, was Label Smoothing hier bewirkt.
 
 # %% tags=["nbval-ignore-output"]
 def reliability(h, n_bins: int = 10) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, float]:
@@ -583,13 +585,13 @@ print(f"this run: label smoothing made calibration {verdict} (ECE {ece['ε = 0.0
 # towards uniform can only make it underconfident. (A finite or overfitted model can still be
 # overconfident; this toy model is neither.)
 # %% [markdown] de
-# Lesen wir das Diagramm gegen die verbreitete Behauptung. Label Smoothing hat die Konfidenz zwar
+# Halten wir das Diagramm gegen die verbreitete Behauptung. Label Smoothing hat die Konfidenz zwar
 # gesenkt, aber die Punkte des geglätteten Modells liegen *über* der Diagonale: Es ist jetzt
 # **unterkonfident** – es liegt öfter richtig, als es angibt –, und sein Kalibrierungsfehler ist
 # größer als der des einfachen Modells. Das widerspricht Müller et al. nicht: Label Smoothing hilft
 # der Kalibrierung, wenn ein Modell *über*konfident ist, wie es ihre mit One-Hot-Zielen auf
 # natürlichen Daten trainierten Bildklassifikatoren und ihr Übersetzungsmodell waren. Ein Modell,
-# das auf einer selbst unsicheren Quelle das Optimum der Kreuzentropie erreicht hat, ist schon nahezu
+# das auf einer Quelle, die selbst zufällig ist, das Optimum der Kreuzentropie erreicht hat, ist schon nahezu
 # kalibriert, denn die Kreuzentropie wird von der wahren Verteilung minimiert; dort kann der Zug in
 # Richtung Gleichverteilung es nur unterkonfident machen. (Ein endliches oder überangepasstes Modell
 # kann trotzdem überkonfident sein; dieses Spielzeugmodell ist keins von beiden.)
@@ -609,19 +611,19 @@ print(f"this run: label smoothing made calibration {verdict} (ECE {ece['ε = 0.0
 # mean can come out too high or too low. Two batches of very different length show how large the
 # error can get (here too high; a long bad batch beside a short good one gives a mean too low):
 # %% [markdown] de
-# ## 6. Perplexität, Token-Genauigkeit und eine Falle beim Aufsummieren
+# ## 6. Perplexität, Token-Genauigkeit und eine Falle beim Mitteln
 #
-# Die **Perplexität** ist die Exponentialfunktion der mittleren negativen Log-Likelihood,
+# Die **Perplexität** ist die Exponentialfunktion, angewandt auf die mittlere negative Log-Likelihood,
 # $\mathrm{PPL} = \exp\big(\frac{1}{N}\sum_i -\log p_{i,y_i}\big)$: die Zahl gleich wahrscheinlicher
 # Tokens, zwischen denen das Modell im Mittel wählt (Gleichverteilung über $V$ ergibt genau $V$).
 # Die **Token-Genauigkeit** ist der Anteil der Positionen, deren Ziel das Token mit dem höchsten Logit
 # ist.
 #
 # Über einen ganzen Datensatz muss man die Perplexität aus *Summen* berechnen:
-# $\exp(\sum \text{NLL} / \sum N)$. Per-Batch-Perplexitäten zu mitteln ist ein verbreiteter Fehler:
+# $\exp(\sum \text{NLL} / \sum N)$. Die Perplexitäten einzelner Batches zu mitteln ist ein verbreiteter Fehler:
 # Ein kurzer Batch zählt dann so viel wie ein langer, und weil $\exp$ konvex ist, ist der Mittelwert
-# der Exponentiale nie kleiner als die Exponentialfunktion des *ungewichteten* Mittelwerts
-# (Jensensche Ungleichung). Gegenüber der nach Tokens gewichteten Perplexität des Datensatzes kann
+# der exp-Werte nie kleiner als exp des *ungewichteten* Mittelwerts
+# (jensensche Ungleichung). Gegenüber der nach Tokens gewichteten Perplexität des Datensatzes kann
 # der naive Mittelwert zu hoch oder zu niedrig ausfallen. Zwei sehr unterschiedlich lange Batches
 # zeigen, wie groß der Fehler werden kann (hier zu hoch; ein langer schlechter Batch neben einem
 # kurzen guten ergibt einen zu niedrigen Mittelwert):
@@ -740,4 +742,4 @@ result = check("perplexity", my_perplexity, lang=LANG)
 # 5. Zwei Batches: 1000 Tokens mit mittlerer NLL 2,0, 10 Tokens mit mittlerer NLL 6,0. Wie groß ist die Perplexität des Datensatzes, und was ergibt der Mittelwert der beiden Perplexitäten?
 #    <details><summary>Antwort</summary>exp((2000 + 60) / 1010) ≈ 7,69. Der Mittelwert von e² ≈ 7,39 und e⁶ ≈ 403 ist etwa 205: Der Batch aus 10 Tokens dominiert.</details>
 # 6. Verbessert Label Smoothing immer die Kalibrierung?
-#    <details><summary>Antwort</summary>Nein. Es hilft einem überkonfidenten Modell. Ein Modell im Optimum der Kreuzentropie einer unsicheren Quelle ist schon nahezu kalibriert, und die Glättung macht es unterkonfident, wie im geseedeten Lauf dieses Notebooks.</details>
+#    <details><summary>Antwort</summary>Nein. Es hilft einem überkonfidenten Modell. Ein Modell im Optimum der Kreuzentropie einer unsicheren Quelle ist schon nahezu kalibriert, und die Glättung macht es unterkonfident, wie im Lauf mit festem Seed in diesem Notebook.</details>

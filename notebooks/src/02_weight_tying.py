@@ -40,10 +40,10 @@
 #
 # In diesem Notebook
 #
-# 1. leiten wir im Code her, was geteilt wird und warum die Formen das erlauben — die
-#    Embedding-Matrix *ist* eine transponierte Ausgabeschicht;
+# 1. leiten wir im Code her, was geteilt wird und warum die Formen das erlauben – die
+#    Embedding-Matrix *ist* eine transponierte Ausgabematrix;
 # 2. rechnen wir zwei Behauptungen einer verbreiteten Entwurfsnotiz für LLM-Ausgabeschichten
-#    nach („~4 % weniger Parameter bei $V$ = 50k, $d$ = 2048“, „Main Head 400 MB“) und klären, für welches Modell sie gelten — und
+#    nach („~4 % weniger Parameter bei $V$ = 50k, $d$ = 2048“, „Main Head 400 MB“) und klären, für welches Modell sie gelten – und
 #    welche Kosten des Heads die Bindung *nicht* senkt;
 # 3. lesen wir aus veröffentlichten Konfigurationen ab, welche bekannten Modelle ihre Gewichte binden
 #    und welche nicht, und berechnen, welchen Anteil die Vokabular-Matrizen am ganzen Modell haben;
@@ -52,8 +52,8 @@
 #    Spielzeugsprache mit bekannter Entropie-Untergrenze.
 #
 # Alles ist so klein gehalten, dass es auf einem unbelasteten Rechner in unter einer Minute auf der
-# CPU läuft. Jede Zahl, die wir berechnen, gibt eine Zelle aus oder prüft ein `assert`; Zahlen aus
-# Veröffentlichungen und Model Cards stehen mit ihrer Quelle da.
+# CPU läuft. Jede Zahl, die wir berechnen, wird von einer Zelle ausgegeben oder von einem `assert`
+# geprüft; Zahlen aus Veröffentlichungen und Model Cards sind mit Quelle angegeben.
 #
 # **Lernziele.** Nach diesem Notebook können Sie begründen, warum sich Eingabe-Embedding und
 # Ausgabeschicht eine Matrix teilen dürfen, beide in PyTorch als einen `Parameter` binden, die
@@ -62,6 +62,8 @@
 # **Voraussetzungen.** Notebooks 00 und 01 (der Gradient $p - \mathrm{onehot}(y)$, der Verlust).
 # **Zeit.** Etwa 50 Minuten zum Lesen und für zwei Aufgaben; unter einer Minute Laufzeit.
 # **Baut auf.** Notebooks 00 und 01.
+# **Sprache.** Abbildungen, Code, Kommentare und Ausgaben sind in beiden Fassungen englisch; der Text
+# sagt, was sie zeigen.
 
 # %%
 import dataclasses
@@ -134,7 +136,7 @@ print("E:", tuple(E.shape), "  one-hot:", tuple(F.one_hot(tokens, V).shape), "  
 # Der `LanguageModelingHead` der Bibliothek speichert sein Gewicht wie `nn.Linear(d, V)` als
 # $W \in \mathbb{R}^{V \times d}$ und rechnet $z = h W^\top$. Eintragsweise heißt das
 # $z_v = h \cdot w_v$: Zeile $v$ von $W$ ist ein Vektor, der Token $v$ *bewertet*. Die Matrix, die
-# $\mathbb{R}^d \to \mathbb{R}^V$ abbildet — die eigentliche Ausgabeschicht (Unembedding) — ist
+# $\mathbb{R}^d \to \mathbb{R}^V$ abbildet – die eigentliche Ausgabematrix (Unembedding) – ist
 # $U = W^\top \in \mathbb{R}^{d \times V}$.
 
 # %%
@@ -167,8 +169,8 @@ print("W:", tuple(W.shape), "  same shape as E:", W.shape == E.shape, "  logits:
 # `weight` *the same* `nn.Parameter` object as `emb.weight`.
 # %% [markdown] de
 # $E$ und $W$ haben dieselbe Form: $V$ Zeilen der Breite $d$, ein Vektor pro Token. Nichts hindert
-# uns daran, für beides dieselbe Matrix zu nehmen, $W = E$. Dann ist die Ausgabeschicht $U = E^\top$
-# — die transponierte Embedding-Matrix —, und der Logit von Token $v$ ist das Skalarprodukt des
+# uns daran, für beides dieselbe Matrix zu nehmen, $W = E$. Dann ist die Ausgabematrix $U = E^\top$
+# – die transponierte Embedding-Matrix –, und der Logit von Token $v$ ist das Skalarprodukt des
 # Hidden States mit dem Eingabevektor genau dieses Tokens,
 #
 # $$z_v = h \cdot e_v .$$
@@ -183,7 +185,7 @@ print("W:", tuple(W.shape), "  same shape as E:", W.shape == E.shape, "  logits:
 #
 # ### Gewichtsbindung mit der Bibliothek
 #
-# `LanguageModelingHead.tie_embedding_weights(emb)` kopiert nichts: Es macht das `weight` des Heads
+# `LanguageModelingHead.tie_embedding_weights(emb)` kopiert nichts: Die Methode macht das `weight` des Heads
 # zu *demselben* `nn.Parameter`-Objekt wie `emb.weight`.
 
 # %%
@@ -237,8 +239,8 @@ result = check("tie_weights", my_tie, lang=LANG)
 # %% [markdown] de
 # ### Einen gebundenen Parameter nur einmal zählen
 #
-# Ein gebundenes Modell hat einen Tensor unter zwei Namen. `model.parameters()` liefert jeden Tensor
-# nur einmal, Parameterzahl und Optimierer sehen ihn also einmal; `state_dict()` führt ihn unter
+# Ein gebundenes Modell hat ein und denselben Tensor unter zwei Namen. `model.parameters()` liefert
+# jeden Tensor nur einmal, beim Zählen der Parameter und im Optimierer erscheint er also nur einmal; `state_dict()` führt ihn unter
 # beiden Namen (damit beide Seiten beim Laden ihren Schlüssel finden). Wer Parameter aus einem
 # `state_dict` zählt, zählt eine gebundene Matrix deshalb doppelt. Wir prüfen das am kleinen
 # Transformer des Pakets, `aptt_edu.model.GPT`: Sein Head ist der `CombinedLMHead` der Bibliothek,
@@ -269,8 +271,8 @@ assert torch.equal(fresh.tok_emb.weight, source.tok_emb.weight)
 # its first forward pass:
 # %% [markdown] de
 # Eine Falle: `tie_weights=True` hält nur die *Absicht* fest. Der Head kommt an die Embedding-Matrix
-# nicht heran — sie gehört dem Modell —, also muss das Modell `tie_embedding_weights` aufrufen.
-# Vergisst es das, warnt der Head beim ersten Forward-Pass:
+# nicht heran – sie gehört dem Modell –, also muss das Modell `tie_embedding_weights` aufrufen.
+# Vergisst es das, warnt der Head beim ersten Vorwärtsdurchlauf (Forward Pass):
 
 # %%
 forgot = LanguageModelingHead(d, V, tie_weights=True)  # tie_embedding_weights() is never called
@@ -319,7 +321,7 @@ result = check("parameter_count", my_parameter_count, lang=LANG)
 # ## 2. Was die Bindung spart: die Behauptungen der Entwurfsnotiz nachgerechnet
 #
 # Die Gewichtsbindung entfernt genau eine $V \times d$-Matrix. Die Entwurfsnotiz nennt zwei Zahlen
-# für $V$ = 50.000 und $d$ = 2048. Keine der beiden sagt, für welches Modell sie gilt — das rechnen
+# für $V$ = 50.000 und $d$ = 2048. Keine der beiden sagt, für welches Modell sie gilt – das rechnen
 # wir aus.
 #
 # ### Behauptung 1: „~4 % weniger Parameter“
@@ -346,8 +348,8 @@ assert saved == 102_400_000 and abs(N_untied - 2.56e9) < 1
 # %% [markdown] de
 # Wie tief ist so ein Modell? Der `Block` der Bibliothek (Pre-Norm-Attention + MLP) hat
 # $12d^2 + 2d$ Parameter. Auf PyTorchs `meta`-Gerät gebaut, liefert er die Zahl, ohne Speicher zu
-# belegen — wir können also direkt bei $d$ = 2048 nachfragen. Das ungebundene Modell besteht dann
-# aus Embedding, Head, $L$ Blöcken und einer letzten Norm: $N(L) = 2Vd + L\,(12d^2 + 2d) + d$.
+# belegen – wir können also direkt bei $d$ = 2048 nachfragen. Das ungebundene Modell besteht dann
+# aus Embedding, Head, $L$ Blöcken und einer abschließenden Normalisierungsschicht: $N(L) = 2Vd + L\,(12d^2 + 2d) + d$.
 
 # %%
 with torch.device("meta"):  # shapes only, no memory
@@ -394,8 +396,8 @@ plt.show()
 #
 # The head's weights are $V d$ numbers. Their size depends on the number format:
 # %% [markdown] de
-# Behauptung 1 stimmt also für eine Modellgröße: ein ungebundenes Modell mit etwa 2,56 Mrd.
-# Parametern — bei Breite 2048 rund 47 dieser Blöcke. Bei einem flacheren Modell gleicher Breite
+# Behauptung 1 stimmt also für genau eine Modellgröße: ein ungebundenes Modell mit etwa 2,56 Mrd.
+# Parametern – bei Breite 2048 rund 47 dieser Blöcke. Bei einem flacheren Modell gleicher Breite
 # spart die Bindung viel mehr (12,7 % bei 12 Blöcken), bei einem tieferen oder breiteren
 # weniger. „4 %“ ist keine Eigenschaft der Gewichtsbindung, sondern eines bestimmten Modells.
 #
@@ -451,8 +453,8 @@ print(f"design-note head in fp32 training with AdamW: {head_train_bytes / 1e9:.2
 # ### Was die Bindung nicht spart: die Logits und ihr Gradient
 #
 # Der größte Posten des Heads ist gar kein Parameter. Für einen Batch aus $B$ Sequenzen der Länge
-# $T$ erzeugt er einen Logits-Tensor der Form $(B, T, V)$, und der Backward-Pass einen Gradienten
-# derselben Form. Gebunden oder nicht, beide sind gleich groß: Die Bindung teilt die *Gewichte*,
+# $T$ erzeugt er einen Logits-Tensor der Form $(B, T, V)$, und der Rückwärtsdurchlauf (Backward Pass)
+# einen Gradienten derselben Form. Ob gebunden oder nicht: Ihre Größe ändert sich nicht. Die Bindung teilt die *Gewichte*,
 # nicht die Aktivierungen. Wieder erst an einem kleinen Beispiel gemessen, dann auf das $V$ der
 # Entwurfsnotiz hochgerechnet:
 
@@ -482,11 +484,11 @@ print(f"design-note V, B={B_ex}, T={T_ex}: logits {logit_bytes / 1e9:.2f} GB + g
 # saves $V d$ parameters and nothing else.
 # %% [markdown] de
 # Schon bei 16.384 Tokens im Batch brauchen Logits und Gradient allein 16-mal so viel Speicher wie die
-# fp32-Gewichte des Heads — und das wächst mit jedem Token im Batch, während die Gewichte gleich
+# fp32-Gewichte des Heads – und das wächst mit jedem Token im Batch, während die Gewichte gleich
 # bleiben. Deshalb erzeugen speichersparende LM-Head-Verluste (Liger Kernels Fused Linear
-# Cross-Entropy, Apples Cut Cross-Entropy) die Logits nie vollständig: Cut Cross-Entropy berichtet
-# für Gemma 2 (2B), dass der Speicher der Verlustberechnung von 24 GB auf 1 MB sinkt. Im Paket
-# steckt diese Idee in `aptt_edu.loss.linear_cross_entropy`, das die Tokens in Blöcken (chunked)
+# Cross-Entropy, Apples Cut Cross-Entropy) die Logits nie vollständig: Die Autoren von Cut
+# Cross-Entropy berichten für Gemma 2 (2B), dass der Speicher der Verlustberechnung von 24 GB auf 1 MB sinkt. Im Paket
+# steckt diese Idee in `aptt_edu.loss.linear_cross_entropy`, das die Tokens blockweise (chunked)
 # abarbeitet. Die Gewichtsbindung dagegen spart $V d$ Parameter und sonst nichts.
 
 # %% [markdown] en
@@ -499,11 +501,11 @@ print(f"design-note V, B={B_ex}, T={T_ex}: logits {logit_bytes / 1e9:.2f} GB + g
 # the configuration with the two counting functions in the next cell; we first check those functions
 # against counts that are published.
 # %% [markdown] de
-# ## 3. Wer bindet? Veröffentlichte Konfigurationen
+# ## 3. Wer nutzt Gewichtsbindung? Veröffentlichte Konfigurationen
 #
 # Hugging-Face-Konfigurationen geben das im Feld `tie_word_embeddings` an (fehlt es in der Datei,
 # gilt der Standardwert der Modellklasse). Die Tabelle steht als Daten in einer Code-Zelle, mit
-# einer Quelle pro Zeile. Die Gesamtparameterzahlen sind entweder aus Bericht oder Model Card **zitiert** oder mit
+# einer Quelle pro Zeile. Die Gesamtparameterzahlen sind entweder aus dem technischen Bericht oder der Model Card **zitiert** oder mit
 # den beiden Zählfunktionen der nächsten Zelle aus der Konfiguration **berechnet**; diese Funktionen
 # prüfen wir zuerst an veröffentlichten Zahlen.
 
@@ -608,16 +610,16 @@ for key, text in SOURCES.items():
 # %% [markdown] de
 # Was die Tabelle zeigt:
 #
-# * **Kleine Modelle binden.** Bei GPT-2 small macht die eine Vokabular-Matrix 31 % des Modells aus,
+# * **Kleine Modelle binden ihre Gewichte.** Bei GPT-2 small macht die eine Vokabular-Matrix 31 % des Modells aus,
 #   bei Llama 3.2 1B und Gemma 2B (Vokabular von 256k) etwa 21 %. Ohne Bindung käme dieser Anteil
 #   noch einmal hinzu.
-# * **Große Modelle binden meist nicht.** Bei Llama 2 7B kostet eine zweite $V \times d$-Matrix 2 %
+# * **Große Modelle binden ihre Gewichte meist nicht.** Bei Llama 2 7B kostet eine zweite $V \times d$-Matrix 2 %
 #   des Modells, bei Llama 3 8B 6,5 %, und dafür bekommt man einen Head, der sich unabhängig vom
 #   Embedding entwickeln darf. Bei DeepSeek-V3 machen beide Vokabular-Matrizen zusammen 0,28 % der
 #   671 Mrd. Parameter aus.
 # * **Der Anteil lenkt die Entscheidung, er erzwingt sie nicht.** Llama 3 8B ist ungebunden, Llama
-#   3.2 1B mit demselben Vokabular gebunden; Gemma 7B bindet aber bei 9,2 %, also bei einem größeren
-#   Anteil als die 6,5 % des ungebundenen Llama 3 8B — das 256k-Vokabular macht die Matrix auch in
+#   3.2 1B mit demselben Vokabular gebunden; Gemma 7B bindet seine Gewichte aber bei 9,2 %, also bei einem größeren
+#   Anteil als die 6,5 % des ungebundenen Llama 3 8B – das 256k-Vokabular macht die Matrix auch in
 #   einem Modell der 7B-Klasse groß.
 #
 # DeepSeek-V3 teilt Embedding und Output-Head in einem anderen Sinn: zwischen Hauptmodell und
@@ -657,9 +659,9 @@ assert round(share_of["DeepSeek-V3"], 4) == 0.0028 and round(share_of["Gemma 7B"
 # %% [markdown] de
 # ## 4. Ein Tensor, zwei Gradienten
 #
-# Eine gebundene Matrix wird im Forward-Pass zweimal verwendet, also schickt ihr der Backward-Pass
-# zwei Gradienten, und Autograd addiert beide in das eine `.grad`. Wir leiten beide Beiträge von
-# Hand her:
+# Eine gebundene Matrix wird im Vorwärtsdurchlauf zweimal verwendet, also schickt ihr der
+# Rückwärtsdurchlauf zwei Gradienten, und Autograd addiert beide in das eine `.grad`. Wir leiten
+# beide Beiträge von Hand her:
 #
 # * **Head.** Mit $p_i = \mathrm{softmax}(z_i)$ und der mittleren Kreuzentropie über $N$ gültige
 #   Positionen ist der Gradient der Logits $(p_i - \mathrm{onehot}(y_i)) / N$, und wegen
@@ -740,7 +742,7 @@ print(f"|grad| per row, token 0 (never an input): embedding {emb_u.weight.grad[0
 # not the target. This is the mechanism behind the observation that tying helps most where many
 # tokens are rare: small models, large vocabularies, little data.
 # %% [markdown] de
-# Token 0 kommt in der Eingabe nie vor, also bekommt seine Embedding-Zeile keinen Gradienten —
+# Token 0 kommt in der Eingabe nie vor, also bekommt seine Embedding-Zeile keinen Gradienten –
 # ungebunden würde sich diese Zeile überhaupt nicht bewegen. Gebunden lernt sie trotzdem, über den
 # Head, der jedes Token nach unten drückt, das nicht das Zieltoken war. Das ist der Mechanismus
 # dahinter, dass die Bindung dort am meisten hilft, wo viele Tokens selten sind: bei kleinen
@@ -755,14 +757,14 @@ print(f"|grad| per row, token 0 (never an input): embedding {emb_u.weight.grad[0
 # exactly. We train it twice from the same seed, on the same data and batches, once with
 # `tie_weights=False` and once with `tie_weights=True`; nothing else differs.
 # %% [markdown] de
-# ## 5. Gebunden und ungebunden trainiert, auf der Spielzeugquelle
+# ## 5. Training mit und ohne Gewichtsbindung auf der Spielzeugsprache
 #
 # Zum Schluss das ganze Modell. `aptt_edu.train.train` trainiert den kleinen Transformer des Pakets
 # (`GPT`, ein Block, $d$ = 64) auf der Spielzeugsprache aus `aptt_edu.data` (Notebook 00): einer zufälligen
-# Markow-Kette zweiter Ordnung über $V$ = 16 Buchstaben, deren Entropierate $H$ — der kleinste
-# Verlust, den *irgendein* Modell erreichen kann — exakt berechnet wird. Wir trainieren zweimal mit
-# demselben Seed, denselben Daten und denselben Batches, einmal mit `tie_weights=False`, einmal mit
-# `tie_weights=True`; sonst unterscheidet sich nichts.
+# Markow-Kette zweiter Ordnung über $V$ = 16 Buchstaben, deren Entropierate $H$ – der kleinste
+# Verlust, den *irgendein* Modell erreichen kann – exakt berechnet wird. Wir trainieren zweimal mit
+# demselben Seed, denselben Daten und denselben Batches, einmal mit `tie_weights=False` (in Ausgaben und
+# Legende `untied`), einmal mit `tie_weights=True` (`tied`); sonst unterscheidet sich nichts.
 
 # %% tags=["nbval-ignore-output"]
 base = TrainConfig(steps=300, progress=False)  # the library's defaults: V=16, 1 block, d=64
@@ -820,11 +822,11 @@ print(f"this run: tied ahead by > 0.1 nats in mid-training: {gap[i_max] > 0.1}; 
 # %% [markdown] de
 # Beide Läufe enden nahe an der Untergrenze und nahe beieinander (wie nahe, gibt die erste Zelle
 # dieses Abschnitts aus). Das gebundene Modell hat 1,9 % weniger Parameter und liegt trotzdem nie
-# deutlich zurück: Mitten im Training ist es klar vorn — um 0,27 Nats bei Schritt 75 — und auch am
+# deutlich zurück: Mitten im Training ist es klar vorn – um 0,27 nat bei Schritt 75 – und auch am
 # Ende noch knapp besser. Bei so einem kleinen Anteil kann der Unterschied nicht an der Parameterzahl
-# liegen. Anders ist, wie die geteilte Matrix lernt: Gebunden bekommt jede Zeile zusätzlich zum
+# liegen. Der Unterschied liegt darin, wie die geteilte Matrix lernt: Gebunden bekommt jede Zeile zusätzlich zum
 # dünn besetzten Gradienten des Embeddings den dichten Gradienten des Heads (Abschnitt 4). Eine
-# naheliegende Erklärung — die dieser Lauf nicht beweist — ist, dass die Eingabevektoren dadurch
+# naheliegende Erklärung – die dieser Lauf nicht beweist – ist, dass die Eingabevektoren dadurch
 # früher brauchbare Struktur bekommen.
 #
 # Ein Seed ist eine einzelne Beobachtung. Ändern Sie `seed` in `TrainConfig` (das zieht eine neue
@@ -853,12 +855,12 @@ print(f"this run: tied ahead by > 0.1 nats in mid-training: {gap[i_max] > 0.1}; 
 # %% [markdown] de
 # ## Zusammenfassung
 #
-# * Embedding und Head sind beide $V \times d$; gebunden ist die Ausgabeschicht die transponierte
+# * Embedding und Head sind beide $V \times d$; gebunden ist die Ausgabematrix die transponierte
 #   Embedding-Matrix, und $z_v = h \cdot e_v$. `tie_embedding_weights` aus der Bibliothek macht
 #   beide zu einem `nn.Parameter`; `parameters()` zählt ihn einmal, `state_dict()` führt ihn doppelt.
 # * Die Bindung spart genau $V d$ Parameter. Für $V$ = 50k, $d$ = 2048 sind das 102,4 Mio., und das
 #   sind nur bei einem ungebundenen Modell mit etwa 2,56 Mrd. Parametern „~4 %“. Die fp32-Gewichte
-#   des Heads belegen 409,6 MB (204,8 MB in bf16) — Logits und ihr Gradient, $2 \cdot B T V$ Zahlen,
+#   des Heads belegen 409,6 MB (204,8 MB in bf16) – Logits und ihr Gradient, $2 \cdot B T V$ Zahlen,
 #   kosten aber mehr, und die lässt die Bindung unberührt.
 # * GPT-2 small, Llama 3.2 1B und Gemma 2B binden, bei ihnen ist die Vokabular-Matrix ein Fünftel
 #   bis ein Drittel des Modells; auch Gemma 7B bindet, bei 9 %, wegen seines Vokabulars von 256k;
@@ -893,7 +895,7 @@ print(f"this run: tied ahead by > 0.1 nats in mid-training: {gap[i_max] > 0.1}; 
 # 3. Die Bindung spart V·d Parameter. Warum ist das bei GPT-2 small etwa ein Drittel, bei einem 7B-Modell aber nur etwa 1,5 %?
 #    <details><summary>Antwort</summary>V·d wächst nur mit d, die Blöcke wachsen mit L·12d²: Ein großes Modell hat viele breite Blöcke, die eine Vokabular-Matrix ist dort ein kleiner Anteil.</details>
 # 4. Ein Token kommt in den Trainingsdaten nie als Eingabe vor. Bekommt seine Zeile einer gebundenen Matrix einen Gradienten?
-#    <details><summary>Antwort</summary>Ja, über den Head. Der Softmax jeder Position gibt jedem Token eine Wahrscheinlichkeit p_v, der Gradient p − onehot(y) erreicht also jede Zeile (Notebook 00).</details>
+#    <details><summary>Antwort</summary>Ja, über den Head. Die Softmax jeder Position gibt jedem Token eine Wahrscheinlichkeit p_v, der Gradient p − onehot(y) erreicht also jede Zeile (Notebook 00).</details>
 # 5. Verringert die Bindung den Speicher der Logits?
 #    <details><summary>Antwort</summary>Nein. Die Logits (B, T, V) und ihr Gradient sind Aktivierungen; die Bindung teilt nur Gewichte.</details>
 

@@ -36,23 +36,23 @@
 #
 # Ein Sprachmodell lernt normalerweise, **ein** Token vorherzusagen: An Position $i$ sieht es
 # $t_1, \dots, t_i$ und wird an $t_{i+1}$ gemessen. *Multi-Token-Prediction* (Mehr-Token-Vorhersage)
-# fügt Trainingssignale für weiter entfernte Tokens hinzu: Eine Vorhersage der Vorhersagetiefe $k$
+# fügt Trainingssignale für weiter entfernte Tokens hinzu: Eine Vorhersage der Tiefe $k$
 # an Position $i$ wird an $t_{i+k+1}$ gemessen. DeepSeek-V3 trainiert mit einer zusätzlichen Tiefe
 # ($D = 1$) und beschreibt seine MTP-Module in §2.2 des technischen Berichts
 # (arXiv:2412.19437, Gl. 21–25).
 #
 # Das Notebook geht in dieser Reihenfolge vor:
 #
-# 1. **Ausrichtung** — welches Ziel sieht der Haupt-Head, welches Tiefe $k$ an jeder Position?
-# 2. **Der einfache Head** — eine zusätzliche Projektion pro Tiefe auf demselben
+# 1. **Ausrichtung** – welches Ziel sieht an jeder Position der Haupt-Head, welches die Tiefe $k$?
+# 2. **Der einfache Head** – eine zusätzliche Projektion pro Tiefe auf demselben
 #    Hidden State.
-# 3. **Das DeepSeek-V3-Modul** — Gl. 21–25, ein Diagramm und eine Parameterzählung.
-# 4. **Der Verlust** — $\lambda$ gegenüber $\lambda / D$.
-# 5. **Training** — Lernkurven mit und ohne MTP auf einer Spielzeugsprache, deren Untergrenzen
+# 3. **Das DeepSeek-V3-Modul** – Gl. 21–25, ein Diagramm und eine Parameterzählung.
+# 4. **Der Verlust** – $\lambda$ gegenüber $\lambda / D$.
+# 5. **Training** – Verlustkurven mit und ohne MTP auf einer Spielzeugsprache, deren Untergrenzen
 #    bekannt sind.
-# 6. **Kosten** — gemessener und analytisch geschätzter Mehraufwand (Overhead), geprüft an der
+# 6. **Kosten** – gemessener und analytisch geschätzter Mehraufwand (Overhead), verglichen mit der
 #    Behauptung „~33 %“ aus einer verbreiteten Entwurfsnotiz für diese Heads.
-# 7. **MTP als Entwurfsmodell** — wie oft stimmt die Vorhersage der Tiefe 1 mit dem überein, was
+# 7. **MTP als Draft-Modell** – wie oft stimmt die Vorhersage der Tiefe 1 mit dem überein, was
 #    das Hauptmodell einen Schritt später vorhersagt (die Idee hinter spekulativem Dekodieren mit MTP)?
 #
 # Jede Zahl im Text wird von einer Zelle ausgegeben oder mit einem `assert` geprüft.
@@ -60,14 +60,17 @@
 # **Lernziele.** Nach diesem Notebook können Sie die Ziele der MTP-Tiefe $k$ ausrichten, den
 # einfachen Head und die sequenziellen Module von DeepSeek-V3 bauen und ihre Parameter zählen,
 # zwischen $\lambda$ und $\lambda / D$ wählen, einen Trainingsvergleich an zwei bekannten
-# Untergrenzen ablesen, den Rechenaufwand von MTP abschätzen und sagen, warum Tiefe 1 ein guter
-# Entwurf für spekulatives Dekodieren ist.
+# Untergrenzen ablesen, den Rechenaufwand von MTP abschätzen und sagen, warum Tiefe 1 ein gutes
+# Draft-Modell für spekulatives Dekodieren ist.
 # **Voraussetzungen.** Notebooks 00 und 01 (die Untergrenze $H$, `shift_labels`, die Kreuzentropie);
 # Notebook 02 für den geteilten Head.
-# **Zeit.** Etwa 65 Minuten zum Lesen und für zwei Aufgaben — am besten in zwei Etappen: Abschnitte
-# 1–4 (die Bauweisen und der Verlust), dann 5–7 (Training, Kosten, Entwürfe). Unter einer Minute
+# **Zeit.** Etwa 65 Minuten zum Lesen und für zwei Aufgaben – am besten in zwei Etappen: Abschnitte
+# 1–4 (die Bauweisen und der Verlust), dann 5–7 (Training, Kosten, Draft-Modell). Unter einer Minute
 # Laufzeit.
 # **Baut auf.** Notebooks 00, 01 und 02.
+# **Sprache.** Abbildungen, Code, Kommentare und Ausgaben sind in beiden Fassungen englisch; der Text
+# sagt, was sie zeigen. Die Läufe heißen dort `no MTP` (ohne MTP, die Baseline), `simple head`
+# (einfacher Head) und `DeepSeek module` (DeepSeek-Modul).
 
 # %%
 import matplotlib.pyplot as plt
@@ -110,8 +113,7 @@ LANG = "de"  # die Sprache der Rückmeldungen zu den Aufgaben (das englische Not
 # so, wie das ganze Paket sie erwartet: `labels[i]` ist das Token, das auf Position `i` folgen muss;
 # die letzte Position bekommt den Ignore-Index `-100`. Der Haupt-Head wird an Position $i$ an
 # `labels[i]` $= t_{i+1}$ gemessen, MTP-Tiefe $k$ an Position $i$ an `labels[i+k]` $= t_{i+k+1}$.
-# Ihre Logits haben deshalb nur $T - k$ Positionen, ihre Ziele sind `labels[:, k:]`
-# (verschobene Labels).
+# Ihre Logits haben deshalb nur $T - k$ Positionen, ihre Ziele sind `labels[:, k:]`.
 
 # %%
 words = "the cat sat on the mat and slept".split()
@@ -149,15 +151,15 @@ for i in range(T):
 # `MultiTokenPredictionLoss`.
 
 # %% [markdown] de
-# Eine Zeile gelesen: An Position 2 hat das Modell „the cat sat“ gesehen. Der Haupt-Head muss „on“
-# sagen, Tiefe 1 „the“ (zwei voraus), Tiefe 2 „mat“ (drei voraus). An den letzten $k$ Positionen
-# hat Tiefe $k$ gar keine Logits, und ihr letztes Logit hat das Ziel `--` (in diesem Fenster gibt es
+# Lesen wir eine Zeile: An Position 2 hat das Modell „the cat sat“ gesehen. Der Haupt-Head muss „on“
+# sagen, Tiefe 1 „the“ (zwei Tokens voraus), Tiefe 2 „mat“ (drei Tokens voraus). An den letzten $k$ Positionen
+# hat Tiefe $k$ gar keine Logits, und ihr letzter Logit hat das Ziel `--` (in diesem Fenster gibt es
 # kein $t_{T+1}$). Tiefe $k$ wird also an $T - k - 1$ Zielen gemessen.
 #
 # ### Der ausgerichtete Verlust von Hand
 #
-# Mit zufälligen Logits berechnen wir jeden Term direkt aus den Token-IDs — ohne `labels`-Tensor,
-# nur mit der Regel „Position $i$, Tiefe $k$ ⇒ Token $i + k + 1$“ — und vergleichen mit
+# Mit zufälligen Logits berechnen wir jeden Term direkt aus den Token-IDs – ohne `labels`-Tensor,
+# nur mit der Regel „Position $i$, Tiefe $k$ ⇒ Token $i + k + 1$“ – und vergleichen mit
 # `MultiTokenPredictionLoss`.
 
 # %%
@@ -244,7 +246,7 @@ result = check("mtp_targets", my_mtp_targets, lang=LANG)
 # ## 2. Der einfache Head: eine Projektion pro Tiefe
 #
 # Der `MultiTokenPredictionHead` der Entwurfsnotiz gibt jeder Tiefe $k$ eine eigene $(V, d)$-Matrix
-# $W_k$ und wendet sie auf **denselben** letzten Hidden State (versteckten Zustand) $h_i$ an, den
+# $W_k$ und wendet sie auf **denselben** letzten Hidden State $h_i$ an, den
 # auch der Haupt-Head liest:
 #
 # $$z^{k}_i = W_k\, h_i, \qquad i = 1, \dots, T - k .$$
@@ -283,7 +285,7 @@ print("eval mode returns:", [None if z is None else tuple(z.shape) for z in head
 #   $p(t_{i+2} \mid t_{\le i})$, die über alle möglichen $t_{i+1}$ mittelt. Ihre
 #   Entropie-Untergrenze ist deshalb eine bedingte *Zwei-Schritt*-Entropie und liegt über der
 #   Entropierate für das nächste Token.
-# * Jede Tiefe kostet $V \cdot d$ neue Parameter — insgesamt $D \cdot V \cdot d$, pro Tiefe so viel
+# * Jede Tiefe kostet $V \cdot d$ neue Parameter – insgesamt $D \cdot V \cdot d$, pro Tiefe so viel
 #   wie eine zweite (ungebundene) Ausgabeschicht.
 
 # %%
@@ -330,11 +332,12 @@ assert n_main == V * d and n_mtp == D * V * d
 # a full decoder layer with its attention variant (MLA) and mixture of experts.
 
 # %% [markdown] de
-# ## 3. Das DeepSeek-V3-Modul: sequenziell, mit geteilter Einbettung und geteiltem Head
+# ## 3. Das DeepSeek-V3-Modul: sequenziell, mit geteiltem Embedding und geteiltem Head
 #
-# DeepSeek-V3 (§2.2) behält „die vollständige kausale Kette auf jeder Vorhersagetiefe“. Modul $k$
+# DeepSeek-V3 (§2.2) behält die vollständige kausale Kette auf jeder Vorhersagetiefe („keep the
+# complete causal chain at each prediction depth“). Modul $k$
 # hat eine Projektion $M_k \in \mathbb{R}^{d \times 2d}$ und einen Transformer-Block
-# $\mathrm{TRM}_k$; die Einbettung (Embedding) $\mathrm{Emb}$ und die Ausgabeschicht
+# $\mathrm{TRM}_k$; das Embedding $\mathrm{Emb}$ und die Ausgabeschicht
 # $\mathrm{OutHead}$ werden mit dem Hauptmodell **geteilt**. In der 1-basierten Schreibweise des
 # Berichts, mit $h^0_i$ als Hidden State des Hauptmodells:
 #
@@ -350,7 +353,7 @@ assert n_main == V * d and n_mtp == D * V * d
 #
 # $[\cdot\,;\cdot]$ ist die Verkettung. Der Unterschied zum einfachen Head steckt in Gl. 21:
 # Tiefe $k$ **liest das wahre Token $t_{i+k}$** (Teacher Forcing). Tiefe 1 sagt $t_{i+2}$ also in
-# Kenntnis von $t_{i+1}$ vorher — mit derselben Information, die das Hauptmodell eine Position
+# Kenntnis von $t_{i+1}$ vorher – mit derselben Information, die das Hauptmodell eine Position
 # später hat.
 #
 # Drei Einzelheiten lässt der Bericht offen; festgelegt werden sie durch die von DeepSeek
@@ -358,11 +361,11 @@ assert n_main == V * d and n_mtp == D * V * d
 # vLLM, SGLang). Die Bibliothek folgt ihnen:
 #
 # * **Reihenfolge der Verkettung.** Gl. 21 schreibt $h^{k-1}$ zuerst; die veröffentlichte
-#   Projektion (`eh_proj`, „Embedding–Hidden“) nimmt die Einbettung zuerst. Für ein Training von
+#   Projektion (`eh_proj`, „Embedding–Hidden“) nimmt das Embedding zuerst. Für ein Training von
 #   Grund auf ist das dasselbe Modell: Vertauscht man die beiden Spaltenhälften von $M_k$, wird
 #   das eine zum anderen.
 # * **Welches $h^0$.** Tiefe 1 liest den Hidden State des Hauptmodells *nach* seiner letzten
-#   RMSNorm — denselben Tensor, den der Haupt-Head liest.
+#   RMSNorm – denselben Tensor, den der Haupt-Head liest.
 # * **Was die Kette weitergibt.** Jede Tiefe hat vor dem geteilten Head eine eigene RMSNorm;
 #   Tiefe $k+1$ liest $h^k$ nach dieser Norm, also den Tensor, aus dem die Logits der Tiefe $k$
 #   entstehen.
@@ -445,6 +448,14 @@ plt.show()
 # concatenation, the product with $M_k$, the block, and the shared head.
 
 # %% [markdown] de
+# *Abbildung:* die Multi-Token-Prediction von DeepSeek-V3 (§2.2, Gl. 21–23), gezeichnet für $D = 2$.
+# Links das Hauptmodell (`main model`: Tokens, Embedding, $L$ Transformer-Blöcke, $h^0_i$, Ausgabeschicht,
+# Vorhersage von $t_{i+1}$), rechts die MTP-Module $k = 1, 2$ (`MTP module k`). Jedes Modul normiert
+# das Embedding des wahren Tokens $t_{i+k}$ (`true token`) und den Hidden State $h^{k-1}_i$ der
+# vorigen Stufe mit RMSNorm, verkettet beide, projiziert mit $M_k$, durchläuft einen Block
+# $\mathrm{TRM}_k$ und sagt über die Ausgabeschicht $t_{i+k+1}$ vorher (`predicts`). Orange
+# gestrichelt (`dashed orange`): dieselbe Gewichtsmatrix, mit dem Hauptmodell geteilt (`shared`).
+#
 # ### Die Kette von Hand
 #
 # Wir bauen `DeepSeekMTP` mit $D = 2$, geben ein Ersatz-$h^0$, die Token-IDs sowie Embedding und
@@ -485,8 +496,8 @@ for k, m in enumerate(mtp.depths, start=1):
 # parameters nor its `state_dict`, yet the MTP loss sends gradients into both.
 
 # %% [markdown] de
-# Embedding und Head werden *übergeben*, nicht besessen: Sie stehen weder in den Parametern des
-# Moduls noch in seinem `state_dict` — trotzdem schickt der MTP-Verlust Gradienten in beide.
+# Embedding und Head werden *übergeben*, gehören dem Modul aber nicht: Sie stehen weder in den Parametern des
+# Moduls noch in seinem `state_dict` – trotzdem schickt der MTP-Verlust Gradienten in beide.
 
 # %%
 own = {id(p) for p in mtp.parameters()}
@@ -518,10 +529,10 @@ assert out_head.weight.grad.norm() > 0 and emb.weight.grad.norm() > 0
 # zwei Normen $2d$) und drei RMSNorm-Gewichte ($3d$) hinzu: $14d^2 + 5d$, **kein Term mit $V$**.
 # Der einfache Head fügt pro Tiefe $V \cdot d$ hinzu. Wir zählen echte Module; die großen werden
 # auf PyTorchs `meta`-Gerät gebaut, das nur Formen anlegt und keinen Speicher belegt. Die Größen
-# sind unser Demo-Beispiel, die beiden Beispiele der Entwurfsnotiz (note A: $V = 1000, d = 512$;
-# note B: $V = 50\,000, d = 2048$) sowie Vokabular und Breite von DeepSeek-V3 ($V = 129\,280$, $d = 7168$;
+# sind unser Demo-Beispiel, die beiden Beispiele der Entwurfsnotiz (`note A`: $V = 1000, d = 512$;
+# `note B`: $V = 50\,000, d = 2048$) sowie Vokabular und Breite von DeepSeek-V3 ($V = 129\,280$, $d = 7168$;
 # sein echter MTP-Block nutzt ein Mixture-of-Experts-MLP, daher hat sein Modul 11,5 Mrd. eigene
-# Parameter — aber ebenfalls keine $V$-großen: Embedding (0,9 Mrd.) und Head (0,9 Mrd.) werden laut
+# Parameter – aber ebenfalls keine $V$-großen: Embedding (0,9 Mrd.) und Head (0,9 Mrd.) werden laut
 # `README_WEIGHTS.md` der Veröffentlichung geteilt).
 
 # %%
@@ -551,10 +562,10 @@ for name, (v, dd) in sizes.items():
 # a second projection onto the vocabulary.
 
 # %% [markdown] de
-# Mit einer Tiefe fügt der einfache Head eine zweite komplette Ausgabeschicht hinzu. Welcher der
-# beiden größer ist, hängt von $V / d$ ab: Bei kleinem Vokabular (Demo, note A) überwiegen die
-# $14d^2$ des DeepSeek-Moduls, bei großem (note B, V3-Breite) ist es das kleinere (letzte Spalte).
-# Grundsätzlich anders ist, wofür die Parameter stehen: ein ganzer Transformer-Block, der das
+# Mit einer Tiefe fügt der einfache Head eine zweite komplette Ausgabeschicht hinzu. Welche Variante
+# größer ist, hängt von $V / d$ ab: Bei kleinem Vokabular (Demo, `note A`) überwiegen die $14d^2$
+# des DeepSeek-Moduls, bei großem (`note B`, V3-Breite) ist das DeepSeek-Modul das kleinere (letzte
+# Spalte). Grundsätzlich anders ist, wofür die Parameter eingesetzt werden: ein ganzer Transformer-Block, der das
 # nächste Token nutzen kann, statt einer zweiten Projektion auf das Vokabular.
 
 # %% [markdown] en
@@ -572,7 +583,7 @@ for name, (v, dd) in sizes.items():
 #
 # `MultiTokenPredictionLoss` addiert die Tiefen entweder jeweils mit dem Gewicht $\lambda$ (so die
 # Entwurfsnotiz: $\mathcal{L} = \mathcal{L}_\text{main} + \lambda \sum_k \mathcal{L}^k$) oder, mit
-# `average_over_depth=True`, jeweils mit $\lambda / D$ — Gl. 25 von DeepSeek-V3. Bei der ersten
+# `average_over_depth=True`, jeweils mit $\lambda / D$ – Gl. 25 von DeepSeek-V3. Bei der ersten
 # Form wächst der MTP-Anteil am Gradienten mit $D$, bei der zweiten bleibt er fest, wenn sich $D$
 # ändert. Für $D = 1$ stimmen beide überein; DeepSeek-V3 trainiert mit $D = 1$ und $\lambda = 0{,}3$
 # für die ersten 10 Billionen Tokens, danach mit $\lambda = 0{,}1$ für die restlichen 4,8 Billionen
@@ -675,15 +686,15 @@ result = check("mtp_loss", my_mtp_loss, lang=LANG)
 # %% [markdown] de
 # ## 5. Training mit und ohne MTP
 #
-# Nun wird wirklich trainiert, auf der Spielzeugsprache des Pakets (`aptt_edu.data`, Notebook 00): eine
-# Markov-Kette zweiter Ordnung über wenige Buchstaben, deren Untergrenzen exakt bekannt sind. Die **Entropierate**
+# Nun wird wirklich trainiert, auf der Spielzeugsprache des Pakets (`aptt_edu.data`, Notebook 00):
+# einer Markow-Kette zweiter Ordnung über wenige Buchstaben, deren Untergrenzen exakt bekannt sind. Die **Entropierate**
 # $H = H(t_{i+1} \mid t_{\le i})$ ist der kleinste Verlust, den irgendein Modell für das nächste Token
-# erreichen kann — und zugleich die Untergrenze von DeepSeeks Tiefe 1, die $t_{i+1}$ als Eingabe
+# erreichen kann – und zugleich die Untergrenze von DeepSeeks Tiefe 1, die $t_{i+1}$ als Eingabe
 # bekommt. Die Tiefe 1 des einfachen Heads muss über das ungesehene $t_{i+1}$ mitteln; ihre
 # Untergrenze ist die **bedingte Zwei-Schritt-Entropie** $H_2 = H(t_{i+2} \mid t_{\le i}) \ge H$.
 #
-# Wir trainieren das kleine GPT aus `aptt_edu.model` dreimal mit `aptt_edu.train.train` — gleicher
-# Seed, gleiche Daten, gleich viele Schritte —: ohne MTP, mit dem einfachen Head und mit dem
+# Wir trainieren das kleine GPT aus `aptt_edu.model` dreimal mit `aptt_edu.train.train` (gleicher
+# Seed, gleiche Daten, gleich viele Schritte): ohne MTP, mit dem einfachen Head und mit dem
 # DeepSeek-Modul ($D = 1$, $\lambda = 0{,}3$). Die Läufe sind absichtlich kurz, damit das Notebook
 # schnell bleibt.
 
@@ -735,7 +746,8 @@ plt.show()
 # reproduces the validation loss that `train` recorded:
 
 # %% [markdown] de
-# Trainings-Batches rauschen; die Validierungsmenge liefert sauberere Zahlen. Im Trainingsmodus
+# Die Verluste einzelner Trainings-Batches sind verrauscht; die Validierungsdaten liefern sauberere
+# Zahlen. Im Trainingsmodus
 # gibt das Modell auch die MTP-Logits zurück (Dropout ist 0, das Ergebnis also deterministisch), und
 # der Anteil des Haupt-Heads reproduziert den Validierungsverlust, den `train` aufgezeichnet hat:
 
@@ -781,8 +793,8 @@ print("this run: depth 1 below H2 > 25 steps before the main head:", first_below
 #   letters are frequent and which tend to follow the last one. Then the loss drops steeply — the
 #   trunk learns to attend to the token *before* the last one, which an order-2 source rewards —
 #   and both MTP runs make that drop a little earlier than the baseline.
-# * **In this run both MTP variants end slightly below the baseline** (the differences above,
-#   checked by the `assert`). Read that with care: it is one seed and a short run that stops before
+# * **In this run both MTP variants end slightly below the baseline** (the differences above: a
+#   finding of this seeded run, printed, not asserted). Read that with care: it is one seed and a short run that stops before
 #   the models reach the floor, so it shows that MTP sped up learning here, not that it helps in the
 #   end. Gloeckle et al. (2024, §3.1, Fig. 3), who trained to completion and measured code
 #   benchmarks, found the opposite for small models: "Multi-token prediction models are worse than
@@ -800,23 +812,24 @@ print("this run: depth 1 below H2 > 25 steps before the main head:", first_below
 # %% [markdown] de
 # **Was die Kurven zeigen.**
 #
-# * Etwa die ersten 75 Schritte sind die drei Läufe nicht zu unterscheiden: Die Modelle lernen,
-#   welche Buchstaben häufig sind und welche gern auf den letzten folgen. Dann fällt der Verlust
-#   steil — der Rumpf lernt, per Attention auf das Token *vor* dem letzten zu schauen, was eine
-#   Quelle zweiter Ordnung belohnt —, und beide MTP-Läufe schaffen diesen Absturz etwas früher als
+# * In den ersten etwa 75 Schritten sind die drei Läufe nicht zu unterscheiden: Die Modelle lernen,
+#   welche Buchstaben häufig sind und welche häufig auf den letzten folgen. Dann fällt der Verlust
+#   steil – der Rumpf lernt, per Attention auf das Token *vor* dem letzten zu schauen, was eine
+#   Quelle zweiter Ordnung belohnt –, und beide MTP-Läufe zeigen diesen steilen Abfall etwas früher als
 #   die Baseline.
-# * **In diesem Lauf enden beide MTP-Varianten knapp unter der Baseline** (die Differenzen oben,
-#   per `assert` geprüft). Das ist vorsichtig zu lesen: ein Seed und ein kurzer Lauf, der endet,
+# * **In diesem Lauf enden beide MTP-Varianten knapp unter der Baseline** (die Differenzen oben:
+#   ein Befund dieses Laufs mit festem Seed, ausgegeben, nicht per `assert` geprüft). Das ist vorsichtig zu lesen: ein Seed und ein kurzer Lauf, der endet,
 #   bevor die Modelle die Untergrenze erreichen. Er zeigt, dass MTP das Lernen hier beschleunigt
 #   hat, nicht, dass es am Ende hilft. Gloeckle et al. (2024, §3.1, Abb. 3), die bis zum Ende
 #   trainierten und Code-Benchmarks maßen, fanden für kleine Modelle das Gegenteil:
 #   „Multi-token prediction models are worse than the baseline for small model sizes, but
-#   outperform the baseline at scale“ (ihre Größen: 0,3 bis 13 Mrd. Parameter; unseres hat etwa
-#   53 Tsd.). Die Ablation von DeepSeek-V3 (Tabelle 4) nutzte Modelle mit 15,7 und 228,7 Mrd.
+#   outperform the baseline at scale“ (MTP-Modelle sind bei kleinen Modellgrößen schlechter als die
+#   Baseline, übertreffen sie aber bei großen; ihre Größen: 0,3 bis 13 Mrd. Parameter; unseres hat etwa
+#   53 Tsd.). Die Ablationsstudie von DeepSeek-V3 (Tabelle 4) nutzte Modelle mit 15,7 und 228,7 Mrd.
 #   Parametern insgesamt.
 # * Der Tiefe-1-Verlust des einfachen Heads bleibt weit über seiner Untergrenze $H_2$: Aus demselben
-#   $h_i$ muss er zwei Tokens vorausraten, ohne das dazwischen zu kennen.
-# * Der Tiefe-1-Verlust des DeepSeek-Moduls fällt unter $H_2$ und läuft auf $H$ zu — und zwar
+#   $h_i$ muss er zwei Tokens vorausraten, ohne das Token dazwischen zu kennen.
+# * Der Tiefe-1-Verlust des DeepSeek-Moduls fällt unter $H_2$ und läuft auf $H$ zu – und zwar
 #   **lange bevor die Verluste der Haupt-Heads fallen**. Das Modul bekommt $t_{i+1}$ als Embedding,
 #   und $t_i$ steckt über den Residualstrom in $h^0_i$: Es erhält genau die zwei Tokens, von denen
 #   eine Quelle zweiter Ordnung abhängt, ohne erst Attention lernen zu müssen. Am Ende liegt es
@@ -835,10 +848,10 @@ print("this run: depth 1 below H2 > 25 steps before the main head:", first_below
 # ## 6. Was kostet MTP? Gemessen und analytisch
 #
 # Die Entwurfsnotiz behauptet, MTP mit $D = 1$ brauche „~33% mehr Compute während
-# Training“. Zwei Messungen: `train` zeichnet die Zeit jedes Trainingsschritts auf
+# Training“ (Originalwortlaut). Zwei Messungen: `train` zeichnet die Zeit jedes Trainingsschritts auf
 # (Vorwärtsdurchlauf, Rückwärtsdurchlauf, AdamW; wir zeigen den Median), und
 # `time_forward_backward` misst einen Vorwärts- und Rückwärtsdurchlauf jeder Variante in
-# abwechselnden Runden und behält den schnellsten — auf einem ausgelasteten Rechner die stabilere
+# abwechselnden Runden und behält den schnellsten – auf einem ausgelasteten Rechner die stabilere
 # Zahl. Zeiten hängen von Rechner und Auslastung ab: Ihre Zahlen werden von den hier gezeigten
 # abweichen.
 
@@ -870,8 +883,8 @@ for name, h in runs.items():
 # roughly $3.5 + V/(6d)$ for the DeepSeek module.
 
 # %% [markdown] de
-# Eine deterministische Schätzung zählt die Multiplikationen-mit-Addition der Matrixprodukte pro
-# Token (je 2 FLOPs). Ein Pre-Norm-Block hat $12d^2$ Gewichte (Attention $4d^2$, MLP $8d^2$), also
+# Eine deterministische Schätzung zählt die Multiply-Add-Operationen der Matrixprodukte pro
+# Token (je eine Multiplikation und eine Addition, also 2 FLOPs). Ein Pre-Norm-Block hat $12d^2$ Gewichte (Attention $4d^2$, MLP $8d^2$), also
 # $24d^2$ FLOPs, dazu $4Td$ für die Attention-Scores $QK^\top$ und die gewichtete Summe über $T$
 # Schlüssel. Der Head kostet $2Vd$. Für einen Rumpf aus $L$ Blöcken gilt dann pro zusätzlicher Tiefe
 #
@@ -947,12 +960,12 @@ assert 0.02 < overhead["V3 size, dense, L=61"][0] < overhead["V3 size, dense, L=
 #   $V \times d$-Produkt, das DeepSeek-Modul einen zusätzlichen Block *plus* einen weiteren Durchlauf
 #   durch den geteilten Head.
 # * Die „~33 %“ der Entwurfsnotiz gelten nur für **flache Rümpfe**: beim einfachen Head für
-#   $L \approx V/(6d + T)$ — etwa 4 Blöcke für note B und nie für note A, dessen Head selbst
+#   $L \approx V/(6d + T)$ – etwa 4 Blöcke für note B und nie für note A, dessen Head selbst
 #   gegenüber einem einzigen Block zu klein ist; beim DeepSeek-Modul für $L^* \approx 3{,}5 + V/(6d)$,
 #   also 4 bis 8 Blöcke bei den Größen der Entwurfsnotiz. Für ein Modell mit 24 Blöcken in der
 #   Breite von note B sind es 8–12 %, für einen dichten Ersatz in der Größe von DeepSeek-V3
-#   (61 Blöcke, $T = 4096$) 2–4 %. (Die echten Blöcke von DeepSeek-V3 sind Mixture-of-Experts-
-#   Schichten, diese Zeile ist also nur ein grober Anhaltspunkt.)
+#   (61 Blöcke, $T = 4096$) 2–4 %. (Die echten Blöcke von DeepSeek-V3 sind
+#   Mixture-of-Experts-Schichten, diese Zeile ist also nur ein grober Anhaltspunkt.)
 # * Unser kleines Modell hat nur einen Block, das DeepSeek-Modul verdoppelt die FLOPs also etwa,
 #   während der einfache Head wenig Rechenarbeit hinzufügt, weil $V$ winzig ist. Bei einem so
 #   kleinen Modell folgt die gemessene Zeit den FLOPs nur grob: Fixkosten pro Operation (Python,
@@ -977,22 +990,23 @@ assert 0.02 < overhead["V3 size, dense, L=61"][0] < overhead["V3 size, dense, L=
 # after the actual $t_{i+1}$.
 
 # %% [markdown] de
-# ## 7. MTP als Entwurf: Stimmt Tiefe 1 mit dem Hauptmodell überein?
+# ## 7. MTP als Draft-Modell: Stimmt Tiefe 1 mit dem Hauptmodell überein?
 #
-# Bei der Inferenz kann man das MTP-Modul weglassen — oder als *Entwurf* für spekulatives Dekodieren
-# (Speculative Decoding) weiterverwenden: An Position $i$ schlägt das Hauptmodell $t_{i+1}$ vor und
+# Bei der Inferenz kann man das MTP-Modul weglassen – oder als *Draft-Modell* (Entwurfsmodell) für
+# spekulatives Dekodieren (Speculative Decoding) weiterverwenden: An Position $i$ schlägt das Hauptmodell $t_{i+1}$ vor und
 # Tiefe 1 gleichzeitig $t_{i+2}$; einen Schritt später prüft das Hauptmodell, das jetzt $t_{i+1}$
-# liest, ob es dasselbe gesagt hätte. DeepSeek-V3 berichtet, „the acceptance rate of the second
-# token prediction ranges between 85% and 90% across various generation topics“, was 1,8-mal so
-# viele Tokens pro Sekunde ergibt (§5.4.3).
+# liest, ob es dasselbe gesagt hätte. DeepSeek-V3 berichtet für die Vorhersage des zweiten Tokens eine
+# Akzeptanzrate zwischen 85 % und 90 % („the acceptance rate of the second token prediction ranges
+# between 85% and 90% across various generation topics“), was 1,8-mal so viele Tokens pro Sekunde
+# ergibt (§5.4.3).
 #
-# Wir messen die einfachste Form davon auf der Validierungsmenge: Wie oft ist — mit den wahren Tokens
-# als Eingabe (Teacher Forcing) und gierigem Dekodieren — das Argmax der Tiefe-1-Logits an Position
-# $i$ gleich dem Argmax des Haupt-Heads an Position $i + 1$ (die Akzeptanzrate)? Da wir die Quelle
-# kennen, können wir auch ausrechnen, was *ideale* Vorhersager erreichen: Eine ideale DeepSeek-Tiefe 1
-# sieht genau das, was das Hauptmodell einen Schritt später sieht, und stimmt immer zu; ein idealer
+# Wir messen die einfachste Form davon auf den Validierungsdaten: Wie oft ist – mit den wahren Tokens
+# als Eingabe (Teacher Forcing) und Greedy-Dekodierung – das Argmax der Tiefe-1-Logits an Position
+# $i$ gleich dem Argmax des Haupt-Heads an Position $i + 1$? Da wir die Quelle
+# kennen, können wir auch ausrechnen, was *ideale* Prädiktoren erreichen: Eine ideale DeepSeek-Tiefe 1
+# sieht genau das, was das Hauptmodell einen Schritt später sieht, und stimmt immer überein; ein idealer
 # einfacher Head sagt das wahrscheinlichste Token der Zwei-Schritt-Verteilung vorher und stimmt nur
-# zu, wenn es dem wahrscheinlichsten nächsten Token nach dem tatsächlichen $t_{i+1}$ entspricht.
+# dann überein, wenn es dem wahrscheinlichsten nächsten Token nach dem tatsächlichen $t_{i+1}$ entspricht.
 
 # %% tags=["nbval-ignore-output"]
 valid = val_labels[:, 1:] != -100  # (N, T-1): positions i that have a token t_(i+2)
@@ -1030,10 +1044,10 @@ print("this run: DeepSeek module agrees more often than the simple head:",
 # how many tokens each forward pass of the main model produced.
 # %% [markdown] de
 # Dieselbe Frage, so gestellt, wie das Dekodieren sie stellt: `GPT.generate(..., speculative=True)`
-# dekodiert gierig, lässt die MTP-Tiefe aus jedem Vorwärtsdurchlauf das nächste Token entwerfen und
-# behält einen Entwurf nur, wo der nächste Durchlauf des Hauptmodells zustimmt
-# (`aptt_edu.speculative`). Die Ausgabe muss *identisch* mit gewöhnlicher gieriger Dekodierung sein —
-# das wird hier geprüft —, und die Zähler sagen, wie oft ein Entwurf angenommen wurde und wie viele
+# dekodiert greedy, lässt die MTP-Tiefe aus jedem Vorwärtsdurchlauf ein Draft-Token für das nächste
+# Token erzeugen und behält es nur, wo der nächste Durchlauf des Hauptmodells übereinstimmt
+# (`aptt_edu.speculative`). Die Ausgabe muss *identisch* mit gewöhnlicher Greedy-Dekodierung sein –
+# das wird hier geprüft –, und die Zähler sagen, wie oft ein Draft-Token angenommen wurde und wie viele
 # Tokens jeder Vorwärtsdurchlauf des Hauptmodells geliefert hat.
 
 # %% tags=["nbval-ignore-output"]
@@ -1051,8 +1065,8 @@ print("DeepSeek-V3 (§5.4.3): 85-90 % of second-token drafts accepted, 1.8x toke
 # %% [markdown] en
 # **What the numbers show.**
 #
-# * The DeepSeek module agrees with its main model far more often than the simple head does
-#   (checked by the `assert`). That is the design's point: depth 1 conditions on the same tokens as
+# * The DeepSeek module agrees with its main model far more often than the simple head does (in
+#   this run, printed above). That is the design's point: depth 1 conditions on the same tokens as
 #   the main head one step later, so ideal versions of the two would always agree. The simple head
 #   never sees $t_{i+1}$; even ideal, it would agree only at the "ideal" rate printed above.
 # * Teacher-forced, the DeepSeek rate lands near the 85–90 % that DeepSeek-V3 reports — partly a
@@ -1073,25 +1087,24 @@ print("DeepSeek-V3 (§5.4.3): 85-90 % of second-token drafts accepted, 1.8x toke
 # %% [markdown] de
 # **Was die Zahlen zeigen.**
 #
-# * Das DeepSeek-Modul stimmt viel öfter mit seinem Hauptmodell überein als der einfache Head (per
-#   `assert` geprüft). Genau darum geht es im Entwurf: Tiefe 1 ist auf dieselben Tokens bedingt wie
+# * Das DeepSeek-Modul stimmt viel öfter mit seinem Hauptmodell überein als der einfache Head (in
+#   diesem Lauf, oben ausgegeben). Genau darauf zielt die Architektur ab: Tiefe 1 ist auf dieselben Tokens bedingt wie
 #   der Haupt-Head einen Schritt später; ideale Versionen der beiden stimmten also immer überein. Der
 #   einfache Head sieht $t_{i+1}$ nie; selbst ideal erreichte er nur die oben ausgegebene „ideale“
 #   Rate.
 # * Mit Teacher Forcing landet die DeepSeek-Rate in der Nähe der 85–90 %, die DeepSeek-V3 berichtet
-#   — zum Teil Zufall: anderes Modell, andere Sprache, andere Messung. Beide Vorhersager sind noch
+#   – zum Teil Zufall: anderes Modell, andere Sprache, andere Messung. Beide Prädiktoren sind noch
 #   unvollkommen (ihre Genauigkeit für $t_{i+2}$ oben), und jeder Fehler eines der beiden kann
 #   Übereinstimmung kosten.
 # * Beim echten Dekodieren steigen beide Raten (oben ausgegeben; im mit diesem Notebook
 #   gespeicherten Lauf: einfacher Head 79,8 %, DeepSeek-Modul 96,7 %, aus jeweils rund hundert
-#   Entwürfen). Gieriges Dekodieren folgt der
-#   *eigenen* wahrscheinlichsten Fortsetzung des Modells, und dort ist das nächste Token leichter zu
+#   Draft-Tokens). Greedy-Dekodierung folgt der *eigenen* wahrscheinlichsten Fortsetzung des Modells, und dort ist das nächste Token leichter zu
 #   erraten als in echtem Text, wo jede Überraschung in den Daten Übereinstimmung kostet. Die beiden
-#   Messungen beantworten also verschiedene Fragen: Teacher Forcing fragt, wie gut der Entwurf das
-#   Hauptmodell auf Daten vorhersagt, das Dekodieren, wie oft er es beim Generieren tut. DeepSeeks
+#   Messungen beantworten also verschiedene Fragen: Teacher Forcing fragt, wie gut das Draft-Modell das
+#   Hauptmodell auf Daten vorhersagt, das Dekodieren, wie oft es das beim Generieren tut. DeepSeeks
 #   85–90 % sind von der zweiten Art, gemessen „across various generation topics“.
-# * Gieriges Dekodieren ist der einfachste Fall. Beim Sampling akzeptiert spekulatives Dekodieren ein
-#   Entwurfstoken mit einer Wahrscheinlichkeit, die beide Verteilungen vergleicht (Leviathan et al.,
+# * Greedy-Dekodierung ist der einfachste Fall. Beim Sampling akzeptiert spekulatives Dekodieren ein
+#   Draft-Token mit einer Wahrscheinlichkeit, die beide Verteilungen vergleicht (Leviathan et al.,
 #   2023); seine Akzeptanzrate ist also eine verwandte, aber nicht dieselbe Zahl.
 
 # %% [markdown] en
@@ -1119,20 +1132,20 @@ print("DeepSeek-V3 (§5.4.3): 85-90 % of second-token drafts accepted, 1.8x toke
 # * **Ausrichtung:** Tiefe $k$ wird an Position $i$ an $t_{i+k+1}$ = `labels[:, i+k]` gemessen;
 #   ihre Logits haben $T - k$ Positionen, ihre Ziele sind `labels[:, k:]`. Sie an den Labels des
 #   Haupt-Heads zu messen, ist ein stiller Fehler.
-# * **Einfacher Head** (Entwurfsnotiz): eine $(V, d)$-Projektion pro Tiefe auf demselben $h_i$ —
-#   $D \cdot V \cdot d$ Parameter, und er muss über das ungesehene $t_{i+1}$ hinwegraten
-#   (Untergrenze $H_2$).
+# * **Einfacher Head** (Entwurfsnotiz): eine $(V, d)$-Projektion pro Tiefe auf demselben $h_i$ –
+#   $D \cdot V \cdot d$ Parameter, und er muss $t_{i+2}$ raten, ohne $t_{i+1}$ zu
+#   sehen (Untergrenze $H_2$).
 # * **DeepSeek-V3-Modul** (§2.2, Gl. 21–25): beide Eingaben mit RMSNorm normieren, verketten, $M_k$,
-#   ein Block, der *geteilte* Head — keine $V$-großen Gewichte; es liest das wahre $t_{i+k}$ und
+#   ein Block, der *geteilte* Head – keine $V$-großen Gewichte; es liest das wahre $t_{i+k}$ und
 #   behält die kausale Kette.
 # * **Verlust:** $\lambda \sum_k$ oder DeepSeeks $\frac{\lambda}{D} \sum_k$
 #   (`average_over_depth=True`); für $D = 1$ identisch. Gl. 24 teilt durch $T$, die Bibliothek durch
 #   die Zahl der gültigen Ziele.
 # * **Kosten:** Der Mehraufwand ist etwa ein zusätzlicher Head (einfach) oder ein zusätzlicher Block
 #   plus Head (DeepSeek), gemessen am Rumpf; „~33 %“ stimmt nur für Rümpfe aus wenigen Blöcken.
-# * **Nutzen:** bei diesem kleinen Modell ein etwas schnellerer Start in einem kurzen Lauf — kein
+# * **Nutzen:** bei diesem kleinen Modell ein etwas schnellerer Start in einem kurzen Lauf – kein
 #   Beleg für einen bleibenden Gewinn, und Gloeckle et al. fanden MTP bei kleinen Modellen
-#   schlechter als die Baseline. Als Entwurf stimmt das DeepSeek-Modul viel öfter mit seinem
+#   schlechter als die Baseline. Als Draft-Modell stimmt das DeepSeek-Modul viel öfter mit seinem
 #   Hauptmodell überein als der einfache Head, weil es dieselben Tokens sieht.
 
 # %% [markdown] en
@@ -1162,7 +1175,7 @@ print("DeepSeek-V3 (§5.4.3): 85-90 % of second-token drafts accepted, 1.8x toke
 #    <details><summary>Antwort</summary>λ/D = 0,1 je Tiefe gegenüber 0,3 je Tiefe: Die zweite Form verdreifacht den MTP-Anteil, wenn D von 1 auf 3 steigt.</details>
 # 4. Warum fügt das DeepSeek-Modul keine Parameter in der Größe des Vokabulars hinzu?
 #    <details><summary>Antwort</summary>Es teilt Embedding und Ausgabeschicht mit dem Hauptmodell; eigene Parameter sind pro Tiefe M_k (d × 2d), ein Block und drei RMSNorm-Gewichte.</details>
-# 5. Gl. 21 schreibt den Hidden State zuerst, die veröffentlichten Gewichte nehmen die Einbettung zuerst. Spielt das für ein Training von Grund auf eine Rolle? Für das Laden der Gewichte von DeepSeek?
+# 5. Gl. 21 schreibt den Hidden State zuerst, die veröffentlichten Gewichte nehmen das Embedding zuerst. Spielt das für ein Training von Grund auf eine Rolle? Für das Laden der Gewichte von DeepSeek?
 #    <details><summary>Antwort</summary>Für ein Training von Grund auf nicht: Die Reihenfolgen unterscheiden sich um eine Permutation der Eingangsspalten von M_k. Beim Laden schon: Die beiden Spaltenhälften von eh_proj müssen vertauscht werden.</details>
 # 6. Wozu ist die Vorhersage der Tiefe 1 nach dem Training nützlich?
-#    <details><summary>Antwort</summary>Sie entwirft das übernächste Token. Das Hauptmodell prüft den Entwurf im nächsten Vorwärtsdurchlauf und behält ihn, wenn es zustimmt; so liefert das Dekodieren mehr als ein Token pro Durchlauf, und die Ausgabe bleibt identisch mit gieriger Dekodierung.</details>
+#    <details><summary>Antwort</summary>Sie liefert ein Draft-Token für das übernächste Token. Das Hauptmodell prüft es im nächsten Vorwärtsdurchlauf und behält es, wenn es übereinstimmt; so liefert das Dekodieren mehr als ein Token pro Durchlauf, und die Ausgabe bleibt identisch mit Greedy-Dekodierung.</details>
