@@ -739,14 +739,14 @@ print(f"|grad| per row, token 0 (never an input): embedding {emb_u.weight.grad[0
 # %% [markdown] en
 # Token 0 never occurs in the input, so its embedding row gets no gradient — untied, that row would
 # not move at all. Tied, it still learns through the head, which pushes down every token that was
-# not the target. This is the mechanism behind the observation that tying helps most where many
-# tokens are rare: small models, large vocabularies, little data.
+# not the target. This suggests (a hypothesis, not a result of the papers cited here) that tying
+# should help most where many tokens are rare: small models, large vocabularies, little data.
 # %% [markdown] de
 # Token 0 kommt in der Eingabe nie vor, also bekommt seine Embedding-Zeile keinen Gradienten –
 # ungebunden würde sich diese Zeile überhaupt nicht bewegen. Gebunden lernt sie trotzdem, über den
-# Head, der jedes Token nach unten drückt, das nicht das Zieltoken war. Das ist der Mechanismus
-# dahinter, dass die Bindung dort am meisten hilft, wo viele Tokens selten sind: bei kleinen
-# Modellen, großen Vokabularen und wenig Daten.
+# Head, der jedes Token nach unten drückt, das nicht das Zieltoken war. Das legt nahe (eine
+# Hypothese, kein Ergebnis der hier zitierten Arbeiten), dass die Bindung dort am meisten helfen
+# sollte, wo viele Tokens selten sind: bei kleinen Modellen, großen Vokabularen und wenig Daten.
 
 # %% [markdown] en
 # ## 5. Tied vs untied training on the toy source

@@ -869,8 +869,9 @@ for name, h in runs.items():
 # %% [markdown] en
 # A deterministic estimate counts the multiply-adds of the matrix products per token (2 FLOPs
 # each). A pre-norm block has $12d^2$ weights (attention $4d^2$, MLP $8d^2$), so $24d^2$ FLOPs,
-# plus $4Td$ for the attention scores $QK^\top$ and the weighted sum over $T$ keys. The head costs
-# $2Vd$. Then, for a trunk of $L$ blocks,
+# plus $4Td$ for the attention scores $QK^\top$ and the weighted sum over $T$ keys (counting all
+# $T$ keys, as Hoffmann et al., 2022, App. F, do; exploiting the causal mask halves this term).
+# The head costs $2Vd$. Then, for a trunk of $L$ blocks,
 #
 # $$C_\text{base} = L\,(24d^2 + 4Td) + 2Vd, \qquad
 #   C_\text{simple} = 2Vd, \qquad
@@ -880,13 +881,16 @@ for name, h in runs.items():
 # so the *ratio* $C_\text{extra} / C_\text{base}$ is the same for a whole training step. It equals
 # the design note's $1/3$ when $3\,C_\text{extra} = C_\text{base}$, i.e. for a trunk of
 # $L^* = (3\,C_\text{extra} - 2Vd)/(24d^2 + 4Td)$ blocks: $L^* = V/(6d + T)$ for the simple head,
-# roughly $3.5 + V/(6d)$ for the DeepSeek module.
+# and $L^* = 3(7d + T)/(6d + T) + V/(6d + T)$ for the DeepSeek module, roughly $3.5 + V/(6d)$ when
+# $T \ll 6d$.
 
 # %% [markdown] de
-# Eine deterministische Schätzung zählt die Multiply-Add-Operationen der Matrixprodukte pro
-# Token (je eine Multiplikation und eine Addition, also 2 FLOPs). Ein Pre-Norm-Block hat $12d^2$ Gewichte (Attention $4d^2$, MLP $8d^2$), also
-# $24d^2$ FLOPs, dazu $4Td$ für die Attention-Scores $QK^\top$ und die gewichtete Summe über $T$
-# Schlüssel. Der Head kostet $2Vd$. Für einen Rumpf aus $L$ Blöcken gilt dann pro zusätzlicher Tiefe
+# Eine deterministische Schätzung zählt die Multiply-Add-Operationen der Matrixprodukte pro Token
+# (je eine Multiplikation und eine Addition, also 2 FLOPs). Ein Pre-Norm-Block hat $12d^2$ Gewichte
+# (Attention $4d^2$, MLP $8d^2$), also $24d^2$ FLOPs, dazu $4Td$ für die Attention-Scores
+# $QK^\top$ und die gewichtete Summe über $T$ Schlüssel (alle $T$ Schlüssel gezählt, wie bei
+# Hoffmann et al., 2022, Anh. F; nutzt man die kausale Maske, halbiert sich dieser Term). Der Head
+# kostet $2Vd$. Für einen Rumpf aus $L$ Blöcken gilt dann pro zusätzlicher Tiefe
 #
 # $$C_\text{base} = L\,(24d^2 + 4Td) + 2Vd, \qquad
 #   C_\text{simple} = 2Vd, \qquad
@@ -896,7 +900,8 @@ for name, h in runs.items():
 # das *Verhältnis* $C_\text{extra} / C_\text{base}$ gilt also für den ganzen Trainingsschritt. Es
 # erreicht das $1/3$ der Entwurfsnotiz, wenn $3\,C_\text{extra} = C_\text{base}$, also für einen
 # Rumpf aus $L^* = (3\,C_\text{extra} - 2Vd)/(24d^2 + 4Td)$ Blöcken: $L^* = V/(6d + T)$ für den
-# einfachen Head, ungefähr $3{,}5 + V/(6d)$ für das DeepSeek-Modul.
+# einfachen Head und $L^* = 3(7d + T)/(6d + T) + V/(6d + T)$ für das DeepSeek-Modul, ungefähr
+# $3{,}5 + V/(6d)$, wenn $T \ll 6d$.
 
 # %%
 from aptt_edu.layers import Block
