@@ -116,7 +116,7 @@ E = emb.weight  # (V, d): row t is the input vector of token t
 
 tokens = torch.tensor([3, 0, 7])  # (T,)
 x_lookup = emb(tokens)  # (T, d)
-# $x_t = \mathrm{onehot}(t)\,E$
+# x_t = onehot(t) · E
 x_matmul = F.one_hot(tokens, V).float() @ E  # (T, V) @ (V, d) -> (T, d)
 assert torch.allclose(x_lookup, x_matmul, atol=0.0)
 print("E:", tuple(E.shape), "  one-hot:", tuple(F.one_hot(tokens, V).shape), "  x:", tuple(x_lookup.shape))
@@ -144,7 +144,7 @@ head = LanguageModelingHead(d_model=d, vocab_size=V)  # untied for now
 W = head.weight  # (V, d): row v scores token v
 h = torch.randn(2, 3, d)  # (B, T, d) hidden states, standing in for a Transformer's output
 logits = head(h)  # (B, T, V)
-# $z = h W^\top$, i.e. $z_v = h \cdot w_v$
+# z = h Wᵀ, i.e. z_v = h · w_v
 assert torch.allclose(logits, h @ W.T, atol=1e-6)
 print("W:", tuple(W.shape), "  same shape as E:", W.shape == E.shape, "  logits:", tuple(logits.shape))
 
@@ -193,7 +193,7 @@ head.tie_embedding_weights(emb)
 print(head)
 assert head.weight is emb.weight  # one Parameter object, registered under two names
 assert head.weight.data_ptr() == emb.weight.data_ptr()  # one block of memory
-# $z = h E^\top$: with tying, the unembedding is the transposed embedding
+# z = h Eᵀ: with tying, the unembedding is the transposed embedding
 assert torch.allclose(head(h), h @ emb.weight.T, atol=1e-6)
 
 with torch.no_grad():
@@ -334,7 +334,7 @@ result = check("parameter_count", my_parameter_count, lang=LANG)
 # %%
 V_seed, d_seed = 50_000, 2048
 saved = V_seed * d_seed  # parameters removed by tying: one (V, d) matrix
-N_untied = saved / 0.04  # $N = Vd / 0.04$
+N_untied = saved / 0.04  # N = V·d / 0.04
 print(f"V*d = {saved:,} parameters ({saved / 1e6:.1f} M)")
 print(f"'4% fewer' holds for an untied model of N = {N_untied / 1e9:.2f} B parameters "
       f"(tied: {(N_untied - saved) / 1e9:.4f} B)")
@@ -354,7 +354,7 @@ assert saved == 102_400_000 and abs(N_untied - 2.56e9) < 1
 # %%
 with torch.device("meta"):  # shapes only, no memory
     block_params = sum(p.numel() for p in Block(d_seed, n_heads=16).parameters())
-# qkv $3d^2$ + attention proj $d^2$ + MLP $8d^2$ + two RMSNorm gains $2d$
+# qkv 3d² + attention proj d² + MLP 8d² + two RMSNorm gains 2d
 assert block_params == 12 * d_seed**2 + 2 * d_seed
 print(f"one Block(d=2048): {block_params:,} parameters")
 
@@ -470,7 +470,7 @@ print(f"logits {tuple(z.shape)}: {nbytes(z)} B;  their gradient {tuple(z.grad.sh
 assert nbytes(z) == nbytes(z.grad) == B * T * V_small * 4
 
 B_ex, T_ex = 8, 2048  # an example batch of 16,384 tokens
-logit_bytes = B_ex * T_ex * V_seed * 4  # fp32 logits, $B \cdot T \cdot V \cdot 4$ bytes
+logit_bytes = B_ex * T_ex * V_seed * 4  # fp32 logits, B·T·V·4 bytes
 print(f"design-note V, B={B_ex}, T={T_ex}: logits {logit_bytes / 1e9:.2f} GB + gradient {logit_bytes / 1e9:.2f} GB "
       f"= {2 * logit_bytes / (saved * 4):.0f}x the fp32 head weights")
 
@@ -705,9 +705,9 @@ tied_grad = emb.weight.grad  # (V, d), the only gradient there is
 valid = labels != -100
 N = valid.sum()
 p = z.detach().softmax(-1)  # (B, T, V)
-dz = (p - F.one_hot(labels.clamp(min=0), V)) * valid[..., None] / N  # $(p - \mathrm{onehot}(y)) / N$
+dz = (p - F.one_hot(labels.clamp(min=0), V)) * valid[..., None] / N  # (p − onehot(y)) / N
 assert torch.allclose(dz, z.grad, atol=1e-7)
-head_part = dz.reshape(-1, V).T @ h.detach().reshape(-1, d)  # (V, d): $\sum_i dz_i^\top h_i$
+head_part = dz.reshape(-1, V).T @ h.detach().reshape(-1, d)  # (V, d): Σ_i dz_iᵀ h_i
 emb_part = torch.zeros(V, d).index_add_(0, inputs.reshape(-1), x.grad.reshape(-1, d))  # (V, d)
 
 assert torch.allclose(tied_grad, emb_part + head_part, atol=1e-6)

@@ -175,7 +175,7 @@ def nll_by_hand(logits: torch.Tensor, k: int) -> torch.Tensor:
         j = i + k + 1  # index of the target token
         if j >= T:
             continue  # no token that far ahead in this window
-        # $-\log p_{i, y} = \log\sum_v e^{z_{i,v}} - z_{i,y}$
+        # −log p_{i,y} = log Σ_v exp(z_{i,v}) − z_{i,y}
         terms.append(torch.logsumexp(logits[i], dim=0) - logits[i, input_ids[0, j]])
     return torch.stack(terms).mean()
 
@@ -472,7 +472,7 @@ lib_logits = mtp(h0, input_ids, emb, out_head)  # [(B, T-1, V), (B, T-2, V)]
 
 
 def rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
-    # $\mathrm{RMSNorm}(x) = x / \sqrt{\mathrm{mean}(x^2) + \epsilon} \cdot g$
+    # RMSNorm(x) = x / √(mean(x²) + ε) · g
     return x / torch.sqrt(x.pow(2).mean(dim=-1, keepdim=True) + eps) * weight
 
 

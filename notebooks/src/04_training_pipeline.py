@@ -23,23 +23,26 @@
 # # 04 · Die Trainingspipeline
 #
 # Die Notebooks 01–03 haben die Ausgabeseite zerlegt. Hier wird sie wieder zusammengesetzt: der
-# ganze Trainingsschritt der Ausgabeseite, einmal von Hand am winzigen Modell ausgeschrieben, dann
+# ganze Trainingsschritt der Ausgabeseite, einmal von Hand am winzigen Modell ausprogrammiert, dann
 # die Inferenzschleife, dann alle fünf Varianten der Ausgabeseite auf denselben Daten trainiert und
 # mit dem kleinsten Verlust verglichen, den überhaupt ein Modell erreichen kann.
 #
 # 1. die Daten: die Spielzeugsprache aus Notebook 00 mit ihrer bekannten Entropie-Untergrenze;
-# 2. ein Trainingsschritt von Hand – Batch, Modell, Heads, Verlust, Backward, Clipping, Optimierer;
-# 3. Inferenz: Greedy-Dekodierung und Sampling von Hand, geprüft gegen `GPT.generate`;
+# 2. ein Trainingsschritt von Hand – Batch, Modell, Heads, Verlust, Rückwärtsdurchlauf (Backward
+#    Pass), Clipping, Optimierer;
+# 3. Inferenz: Greedy-Dekodierung und Sampling von Hand, abgeglichen mit `GPT.generate`;
 # 4. alle Varianten in einem Diagramm, mit der Untergrenze;
 # 5. was man daraus mitnimmt.
 #
-# **Lernziele.** Nach diesem Notebook können Sie einen Trainingsschritt der Ausgabeseite
-# ausschreiben (Batch, Modell, Heads, Verlust, Backward, Clipping, AdamW) und mit der Bibliothek
-# vergleichen, gierig und mit Temperatur dekodieren und fünf Varianten der Ausgabeseite an der
-# Untergrenze $H$ vergleichen.
+# **Lernziele.** Nach diesem Notebook können Sie einen Trainingsschritt der Ausgabeseite explizit
+# ausprogrammieren (Batch, Modell, Heads, Verlust, Rückwärtsdurchlauf, Clipping, AdamW) und mit der
+# Bibliothek abgleichen, greedy und mit Temperatur dekodieren und fünf Varianten der Ausgabeseite
+# mit der Untergrenze $H$ vergleichen.
 # **Voraussetzungen.** Notebooks 00–03.
 # **Zeit.** Etwa 25 Minuten zum Lesen und für zwei Aufgaben; unter einer Minute Laufzeit.
 # **Baut auf.** Notebooks 00, 01, 02 und 03.
+# **Sprache.** Abbildungen, Code, Kommentare und Ausgaben sind in beiden Fassungen englisch; der Text
+# sagt, was sie zeigen.
 
 # %%
 import math
@@ -84,8 +87,8 @@ LANG = "de"  # die Sprache der Rückmeldungen zu den Aufgaben (das englische Not
 # ## 1. Die Daten: eine Sprache, deren bestmöglichen Verlust wir kennen
 #
 # `toy_data` zieht eine zufällige, dünn besetzte Markow-Kette 2. Ordnung (der nächste Buchstabe hängt
-# von den beiden vorigen ab) und erzeugt daraus Trainings- und Validierungszeilen mit verschiedenen
-# Seeds. Weil die Quelle bekannt ist, lässt sich ihre **Entropierate**
+# von den beiden vorigen ab) und erzeugt daraus mit verschiedenen Seeds Trainings- und
+# Validierungszeilen. Weil die Quelle bekannt ist, lässt sich ihre **Entropierate**
 # $H = \sum_c \pi(c)\, H\big(P(\cdot \mid c)\big)$ – die stationär gemittelte Unsicherheit des
 # nächsten Tokens – exakt berechnen. Kein Modell kann einen erwarteten Validierungsverlust unter $H$
 # haben. Das Ziel $t_{i+2}$ der MTP-Tiefe 1 ist ohne $t_{i+1}$ schwerer zu erraten; auch seine
@@ -117,11 +120,11 @@ assert data.entropy_rate < data.mtp_entropy < math.log(data.vocab_size)
 # %% [markdown] de
 # ## 2. Ein Trainingsschritt von Hand
 #
-# Der Trainingsschritt der Ausgabeseite, mit der Form jedes Tensors: Token-IDs →
+# Der Trainingsschritt der Ausgabeseite, wobei die Form jedes Tensors ausgegeben wird: Token-IDs →
 # Transformer-Rumpf → `CombinedLMHead` (Haupt-Logits und im Training die MTP-Logits) →
 # `MultiTokenPredictionLoss` ($\mathcal{L} = \mathcal{L}_\text{main} + \lambda\,\mathcal{L}^1_\text{MTP}$)
-# → Backward → Gradient-Clipping → AdamW. `compute_loss` in `aptt_edu.train` ist genau die
-# Vorwärtshälfte dieser Zelle; das `assert` prüft das.
+# → Rückwärtsdurchlauf → Gradient-Clipping → AdamW. `compute_loss` in `aptt_edu.train` ist genau die
+# erste Hälfte dieser Zelle, der Vorwärtsdurchlauf (Forward Pass); das `assert` prüft das.
 
 # %%
 step_cfg = TrainConfig(mtp="simple", mtp_depth=1, mtp_lambda=0.3, progress=False)
@@ -155,12 +158,14 @@ assert after < total
 # it exceeds `max_norm`, every gradient is scaled by `max_norm / norm`. Fill in the function below and run the `check` cell: it tests your code on several inputs and, if something is off, says which mistake it sees. The solution is folded below the stub; try first.
 
 # %% [markdown] de
-# ### Aufgabe: Die Gradientennorm, die Clipping verwendet
+# ### Aufgabe: Die Gradientennorm, die das Clipping verwendet
 #
-# Schreiben Sie `my_grad_norm(grads)`: die eine Zahl, die `clip_grad_norm_` mit `max_norm`
-# vergleicht, die L2-Norm *aller* Gradienten zusammen (eine Liste von Tensoren beliebiger Form), als
-# 0-dimensionaler Tensor. Liegt sie über `max_norm`, wird jeder Gradient mit `max_norm / norm`
-# skaliert. Füllen Sie die Funktion unten aus und führen Sie die `check`-Zelle aus: Sie testet Ihren Code an mehreren Eingaben und sagt, welchen Fehler sie erkennt, falls etwas nicht stimmt. Die Lösung ist unter dem Gerüst eingeklappt; versuchen Sie es zuerst selbst.
+# Schreiben Sie `my_grad_norm(grads)`: genau die Zahl, die `clip_grad_norm_` mit `max_norm`
+# vergleicht, also die L2-Norm *aller* Gradienten zusammen (eine Liste von Tensoren beliebiger Form),
+# als 0-dimensionaler Tensor. Liegt sie über `max_norm`, wird jeder Gradient mit `max_norm / norm`
+# skaliert. Füllen Sie die Funktion unten aus und führen Sie die `check`-Zelle aus: Sie testet Ihren
+# Code an mehreren Eingaben und sagt, welchen Fehler sie erkennt, falls etwas nicht stimmt. Die Lösung
+# ist unter dem Gerüst eingeklappt; versuchen Sie es zuerst selbst.
 
 # %%
 def my_grad_norm(grads):
@@ -190,8 +195,8 @@ result = check("grad_norm", my_grad_norm, lang=LANG)
 # liefern), und das Modell läuft in einer Schleife: Sequenz einspeisen, die Logits der **letzten**
 # Position nehmen, ein Token wählen, anhängen, wiederholen. Greedy-Dekodierung nimmt
 # $\arg\max_v z_v$; Sampling mit Temperatur $\tau$ zieht aus $\mathrm{softmax}(z/\tau)$. Wir
-# trainieren zuerst ein Basismodell, dekodieren von Hand und prüfen, dass `GPT.generate` dieselben
-# Tokens liefert.
+# trainieren zuerst ein Baseline-Modell (`baseline`), dekodieren von Hand und prüfen, dass
+# `GPT.generate` dieselben Tokens liefert.
 
 # %%
 baseline = train(cfg, data)
@@ -216,8 +221,8 @@ for tau in (0.5, 1.0):
 # at $\tau = 1$ reproduces the source's statistics, which is what the cross-entropy trained for.
 # %% [markdown] de
 # Greedy-Dekodierung einer Quelle mit echter Unsicherheit landet oft in der wahrscheinlichsten
-# Schleife; Sampling mit $\tau = 1$ reproduziert die Statistik der Quelle – genau das, worauf die
-# Kreuzentropie trainiert hat.
+# Schleife; Sampling mit $\tau = 1$ reproduziert die Statistik der Quelle – genau das, worauf das
+# Training mit Kreuzentropie abzielt.
 
 # %% [markdown] en
 # ### Exercise: sampling with a temperature
@@ -229,8 +234,10 @@ for tau in (0.5, 1.0):
 # ### Aufgabe: Sampling mit Temperatur
 #
 # Schreiben Sie `my_temperature_softmax(logits, temperature)`: für Logits `(B, V)` und
-# $\tau > 0$ die Verteilung $\mathrm{softmax}(z / \tau)$ jeder Zeile, `(B, V)` — das, woraus
-# `generate` zieht. Füllen Sie die Funktion unten aus und führen Sie die `check`-Zelle aus: Sie testet Ihren Code an mehreren Eingaben und sagt, welchen Fehler sie erkennt, falls etwas nicht stimmt. Die Lösung ist unter dem Gerüst eingeklappt; versuchen Sie es zuerst selbst.
+# $\tau > 0$ die Verteilung $\mathrm{softmax}(z / \tau)$ jeder Zeile, `(B, V)` – die Verteilung, aus
+# der `generate` zieht. Füllen Sie die Funktion unten aus und führen Sie die `check`-Zelle aus: Sie
+# testet Ihren Code an mehreren Eingaben und sagt, welchen Fehler sie erkennt, falls etwas nicht
+# stimmt. Die Lösung ist unter dem Gerüst eingeklappt; versuchen Sie es zuerst selbst.
 
 # %%
 def my_temperature_softmax(logits, temperature):
@@ -257,8 +264,9 @@ result = check("temperature_softmax", my_temperature_softmax, lang=LANG)
 # ## 4. Alle Varianten in einem Diagramm
 #
 # Die fünf Varianten von `python -m aptt_edu.train compare` (und `make demo`), mit demselben Seed auf
-# denselben Daten trainiert: Basislinie, Label Smoothing 0,1, Gewichtsbindung, der einfache MTP-Head
-# (D = 1, λ = 0,3) und das DeepSeek-V3-MTP-Modul. Der Validierungsverlust ist immer die einfache
+# denselben Daten trainiert: die Baseline (`baseline`), Label Smoothing 0,1 (`label_smoothing`),
+# Gewichtsbindung (`weight_tying`), der einfache MTP-Head (`mtp`; D = 1, λ = 0,3) und das
+# MTP-Modul von DeepSeek-V3 (`deepseek_mtp`). Der Validierungsverlust ist immer die einfache
 # Kreuzentropie des Haupt-Heads, sodass jede Kurve mit der Untergrenze $H$ vergleichbar ist.
 
 # %% tags=["nbval-ignore-output"]
@@ -289,8 +297,13 @@ for name in ("mtp", "deepseek_mtp"):  # what this one seeded run shows, reported
 # The timing columns of the summary depend on the machine, so this cell's output is not compared by
 # the notebook tests; everything above is.
 # %% [markdown] de
-# Die Zeitspalten der Zusammenfassung hängen von der Maschine ab; die Ausgabe dieser Zelle wird von
-# den Notebook-Tests deshalb nicht verglichen, alles darüber schon.
+# Links („Whole run“) zeigt die Abbildung den ganzen Lauf: blass und dünn den Trainingsverlust des
+# Haupt-Heads, kräftig und mit Punkten den Validierungsverlust (in der Legende `… (val)`). Rechts
+# („Validation loss near the floor H“) stehen nur die Validierungsverluste, vergrößert um die
+# Untergrenze $H$; die gestrichelte Linie ist $H$ („entropy rate H“).
+#
+# Die Zeitspalten der Zusammenfassung hängen von der Maschine ab; die Ausgabe der folgenden Zelle
+# wird von den Notebook-Tests deshalb nicht verglichen, alles darüber schon.
 
 # %% tags=["nbval-ignore-output"]
 from IPython.display import Markdown
@@ -317,21 +330,21 @@ Markdown(summary_markdown(runs))
 # %% [markdown] de
 # ## 5. Was man daraus mitnimmt
 #
-# - **Die Untergrenze ist der Maßstab.** Auf einer Quelle mit bekannter Entropierate sagt „Verlust 1,0“
-#   für sich nichts; ein Abstand von wenigen Hundertsteln nat über $H$ (oben ausgegeben) heißt, das
-#   Modell hat fast alles gelernt, was es zu lernen gibt.
-# - **Label Smoothing** tauscht etwas Validierungsverlust gegen geringere Konfidenz (Notebook 01):
-#   Sein Optimum ist das geglättete Ziel, nicht die wahre Verteilung, auf einer ohnehin unsicheren
-#   Quelle erreicht es $H$ also nicht genau.
+# - **Die Untergrenze ist der Maßstab.** Bei einer Quelle mit bekannter Entropierate sagt
+#   „Verlust 1,0“ für sich genommen nichts; ein Abstand von wenigen Hundertsteln nat über $H$ (oben
+#   ausgegeben) bedeutet, dass das Modell fast alles gelernt hat, was es zu lernen gibt.
+# - **Label Smoothing** erkauft eine geringere Konfidenz mit etwas höherem Validierungsverlust
+#   (Notebook 01): Sein Optimum ist das geglättete Ziel, nicht die wahre Verteilung; bei einer
+#   ohnehin unsicheren Quelle erreicht es $H$ daher nicht genau.
 # - **Gewichtsbindung** spart $V \cdot d$ Parameter (Notebook 02). Mit nur $V = 16$ Tokens sind das
-#   hier 1.024 Parameter (Parameterspalte oben); mit den 50.257 Tokens von GPT-2 fast ein Drittel des
+#   hier 1.024 Parameter (Spalte `params` oben); mit den 50.257 Tokens von GPT-2 fast ein Drittel des
 #   Modells – Notebook 02 berechnet den Anteil für veröffentlichte Modelle.
-# - **Multi-Token-Prediction** fügt ein Trainingssignal hinzu, kostet aber Rechenzeit. Bei einem
+# - **Multi-Token-Prediction** fügt ein Trainingssignal hinzu, kostet aber Rechenaufwand. Bei einem
 #   winzigen Modell muss sie dem Next-Token-Verlust nicht helfen – Gloeckle et al. (2024) berichten
-#   für Code-Benchmarks, dass sie kleinen Modellen schadet und großen hilft; DeepSeek-V3 setzt sie bei 671B Parametern
-#   ein. Die MTP-Zeilen oben weichen von der Basislinie um etwa ein Hundertstel nat ab, in beide
-#   Richtungen und aus nur einem Seed – zu wenig, um von einem Gewinn zu sprechen. Messen Sie am
-#   eigenen Modell, bevor Sie einer der beiden Behauptungen glauben.
+#   für Code-Benchmarks, dass sie kleinen Modellen schadet und großen hilft; DeepSeek-V3 setzt sie bei
+#   671 Mrd. Parametern ein. Die MTP-Zeilen oben weichen von der Baseline um etwa ein Hundertstel nat
+#   ab, in die eine oder die andere Richtung und bei nur einem Seed – zu wenig, um von einem Gewinn zu
+#   sprechen. Messen Sie am eigenen Modell, bevor Sie einer der beiden Behauptungen glauben.
 
 # %% [markdown] en
 # ## Check your understanding
@@ -351,12 +364,12 @@ Markdown(summary_markdown(runs))
 # ## Verständnisfragen
 #
 # 1. Die globale Gradientennorm ist 4 und `max_norm = 1`. Was macht das Clipping?
-#    <details><summary>Antwort</summary>Es multipliziert jeden Gradienten mit 1/4: Die Richtung des Schritts bleibt, seine Länge wird begrenzt.</details>
-# 2. Warum landet gierige Dekodierung der Spielzeugsprache oft in einer Schleife, Sampling mit τ = 1 aber nicht?
-#    <details><summary>Antwort</summary>Gierige Dekodierung nimmt immer den wahrscheinlichsten Nachfolger, einen deterministischen Weg durch die Tabelle, der in einem Kreis enden muss. Sampling mit τ = 1 zieht aus der Verteilung des Modells, die der der Quelle entspricht.</details>
+#    <details><summary>Antwort</summary>Es multipliziert jeden Gradienten mit 1/4: Die Richtung des Schritts bleibt erhalten, seine Länge wird begrenzt.</details>
+# 2. Warum landet Greedy-Dekodierung auf der Spielzeugsprache oft in einer Schleife, Sampling mit τ = 1 aber nicht?
+#    <details><summary>Antwort</summary>Greedy-Dekodierung nimmt immer den wahrscheinlichsten Nachfolger; das ist ein deterministischer Weg durch die Tabelle, der in einem Zyklus enden muss. Sampling mit τ = 1 zieht aus der Verteilung des Modells, und die entspricht der Verteilung der Quelle.</details>
 # 3. Was wird aus softmax(z/τ) für τ → 0 und für τ → ∞?
-#    <details><summary>Antwort</summary>One-Hot auf dem Arg-Max (gierige Dekodierung) und die Gleichverteilung.</details>
+#    <details><summary>Antwort</summary>Für τ → 0 ein One-Hot-Vektor auf dem Argmax (Greedy-Dekodierung), für τ → ∞ die Gleichverteilung.</details>
 # 4. Warum ist der Validierungsverlust für jede Variante die einfache Kreuzentropie, auch für Label Smoothing?
-#    <details><summary>Antwort</summary>Die Trainingsziele der Varianten unterscheiden sich; nur die einfache Next-Token-Kreuzentropie lässt sich zwischen ihnen und mit der Untergrenze H vergleichen.</details>
-# 5. In einem Lauf mit festem Seed weichen die MTP-Varianten um etwa ein Hundertstel nat von der Basislinie ab. Was bräuchten Sie, bevor Sie von einem Gewinn sprechen?
-#    <details><summary>Antwort</summary>Mehrere Seeds und die Streuung zwischen ihnen (oder eine Anordnung, in der der Unterschied größer ist als diese Streuung). Ein Lauf ist eine Beobachtung.</details>
+#    <details><summary>Antwort</summary>Die Zielfunktionen des Trainings unterscheiden sich zwischen den Varianten; nur die einfache Next-Token-Kreuzentropie lässt sich zwischen ihnen und mit der Untergrenze H vergleichen.</details>
+# 5. In einem Lauf mit festem Seed weichen die MTP-Varianten um etwa ein Hundertstel nat von der Baseline ab. Was bräuchten Sie, bevor Sie von einem Gewinn sprechen könnten?
+#    <details><summary>Antwort</summary>Mehrere Seeds und die Streuung zwischen ihnen (oder einen Versuchsaufbau, in dem der Unterschied größer ist als diese Streuung). Ein Lauf ist eine einzige Beobachtung.</details>

@@ -31,20 +31,20 @@
 #
 # Die Ausgabeschicht ist ein einziges Matrixprodukt, $z = h W^\top$ – aber das breiteste im ganzen
 # Modell: Für jedes Token liefert sie $V$ Zahlen. Dieses Notebook rechnet nach, wie viele Bytes das
-# sind, zuerst für das Beispiel einer verbreiteten Entwurfsnotiz für LLM-Ausgabeschichten
-# ($V$ = 50.000, $d$ = 2048), dann für die
-# veröffentlichten Größen von DeepSeek-V3 ($V$ = 129.280, $d$ = 7168) – und beseitigt anschließend
-# den größten Posten:
+# sind, zuerst für das Beispiel einer verbreiteten Entwurfsnotiz für LLM-Ausgabeschichten (in den
+# Ausgaben `design note`; $V$ = 50.000, $d$ = 2048), dann für die veröffentlichten Größen von
+# DeepSeek-V3 ($V$ = 129.280, $d$ = 7168) – und beseitigt anschließend den größten Posten:
 #
 # 1. die Parameter des Heads: Gewichte, Gradient, AdamW-Zustand;
-# 2. die Logits: pro Token, pro Micro-Batch, und welche $(N, V)$-Tensoren ein gewöhnlicher
-#    Verlustschritt gleichzeitig hält; die Speichertabelle der Entwurfsnotiz, nachgerechnet und
+# 2. die Logits: pro Token und pro Micro-Batch sowie welche $(N, V)$-Tensoren ein gewöhnlicher
+#    Verlustschritt im Speicher hält; die Speichertabelle der Entwurfsnotiz, nachgerechnet und
 #    korrigiert;
-# 3. die Idee der Chunks, Schritt für Schritt hergeleitet – der Gradient des Verlusts eines Tokens
-#    ist $p - q$, jeder Gradient ist eine Summe über Tokens, also kann man die Tokens blockweise
-#    abarbeiten –, von Hand und gegen `linear_cross_entropy` aus der Bibliothek geprüft;
-# 4. der Spitzenspeicher (Peak Memory) in Abhängigkeit von der Tokenzahl, *gemessen*, ohne und mit
-#    Chunks, neben der Vorhersage;
+# 3. die Idee der blockweisen Berechnung (Chunking), Schritt für Schritt hergeleitet – der Gradient
+#    des Verlusts eines Tokens ist $p - q$, jeder Gradient ist eine Summe über Tokens, also kann man
+#    die Tokens blockweise abarbeiten, einen Block (Chunk) nach dem anderen –, von Hand und an
+#    `linear_cross_entropy` aus der Bibliothek geprüft;
+# 4. der maximale Speicherbedarf (Peak Memory) in Abhängigkeit von der Tokenzahl, *gemessen*,
+#    gewöhnlich und blockweise (chunked), neben der Vorhersage;
 # 5. dieselbe Vorhersage bei den echten Größen.
 #
 # **Einheiten.** MB = $10^6$ Byte, GB = $10^9$ Byte; MiB = $2^{20}$ Byte, GiB = $2^{30}$ Byte.
@@ -54,11 +54,13 @@
 #
 # **Lernziele.** Nach diesem Notebook können Sie Gewichte, Gradient, Optimiererzustand und Logits
 # des Heads in Bytes beziffern, die $(N, V)$-Tensoren benennen, die ein gewöhnlicher Verlustschritt
-# im Speicher hält, herleiten, warum ein Verlust in Chunks exakt ist, `linear_cross_entropy`
-# verwenden und ein Diagramm des gemessenen Spitzenspeichers lesen.
+# im Speicher hält, herleiten, warum ein blockweise berechneter Verlust exakt ist,
+# `linear_cross_entropy` verwenden und ein Diagramm des gemessenen maximalen Speicherbedarfs lesen.
 # **Voraussetzungen.** Notebook 00 ($p - \mathrm{onehot}(y)$) und Notebook 01 (Label Smoothing).
 # **Zeit.** Etwa 50 Minuten zum Lesen und für zwei Aufgaben; unter einer Minute Laufzeit.
 # **Baut auf.** Notebooks 00, 01 und 02.
+# **Sprache.** Abbildungen, Code, Kommentare und Ausgaben sind in beiden Fassungen englisch; der Text
+# sagt, was sie zeigen.
 
 # %%
 import sys
@@ -111,10 +113,10 @@ LANG = "de"  # die Sprache der Rückmeldungen zu den Aufgaben (das englische Not
 # Der Head ist eine Matrix $W \in \mathbb{R}^{V \times d}$ (ohne Bias, wie in den meisten LLMs), hat
 # also $V \cdot d$ Parameter. Die Größen von DeepSeek-V3 stammen aus seiner veröffentlichten
 # Konfiguration (`inference/configs/config_671B.json`: `"vocab_size": 129280, "dim": 7168`); sein
-# Head ist *nicht* an die Embedding-Matrix gebunden (`tie_word_embeddings: false`), und die
-# Beschreibung der Gewichte (`README_WEIGHTS.md`) nennt für den Output-Head 0,9 Mrd. Parameter. Wir lassen die Bibliothek
-# beide Heads auf PyTorchs `meta`-Gerät bauen, das nur Formen festhält und keinen Speicher belegt,
-# und zählen.
+# Head ist *nicht* an das Eingabe-Embedding gebunden (`tie_word_embeddings: false`), und die
+# Beschreibung seiner Gewichte (`README_WEIGHTS.md`) nennt für den Output-Head 0,9 Mrd. Parameter.
+# Wir lassen die Bibliothek beide Heads auf PyTorchs `meta`-Gerät bauen, das nur Formen festhält und
+# keinen Speicher belegt, und zählen.
 
 # %%
 CONFIGS = {  # V and d; DeepSeek-V3: inference/configs/config_671B.json (vocab_size, dim)
@@ -140,11 +142,11 @@ assert round(dsv3["params"] / 1e9, 1) == 0.9  # README_WEIGHTS.md: "0.9B output 
 # and an fp32 master copy; the per-parameter rows let you add up any of them.)
 # %% [markdown] de
 # Die Bytes ergeben sich aus dem Zahlenformat. Im Training mit AdamW hat jeder Parameter außerdem
-# einen Gradienten und zwei Momentschätzer ($m$ und $v$) derselben Form; Notebook 02 misst das an
+# einen Gradienten und zwei Momentschätzungen ($m$ und $v$) derselben Form; Notebook 02 misst das an
 # einem kleinen Head nach. Die Tabelle nimmt den einfachsten Fall an, alles in fp32: 4 + 4 + 8 = 16
-# Byte pro Parameter. (Mixed-Precision-Verfahren halten andere Kombinationen, etwa bf16-Gewichte für
-# die Matrixprodukte und eine fp32-Hauptkopie; aus den Zeilen pro Parameter lässt sich jede davon
-# zusammenzählen.)
+# Byte pro Parameter. (Bei gemischter Genauigkeit – Mixed Precision – liegen andere Kombinationen im
+# Speicher, etwa bf16-Gewichte für die Matrixprodukte und eine fp32-Masterkopie; aus den Zeilen pro
+# Parameter lässt sich jede davon zusammenzählen.)
 
 # %%
 PARAM_ROWS = [  # (what, bytes per parameter)
@@ -168,10 +170,11 @@ assert round(dsv3["params"] * 4 / GB, 2) == 3.71 and round(dsv3["params"] * 16 /
 # head is nine times larger: 3.71 GB of fp32 weights and 14.83 GB of fp32 training state. These
 # numbers do not depend on the batch. The next ones do.
 # %% [markdown] de
-# Die „Main Head 400 MB“ der Entwurfsnotiz sind also allein die fp32-Gewichtsmatrix: 409,6 MB
-# bzw. 390,6 MiB. In bf16 sind es 204,8 MB; mit fp32-Gradient und AdamW-Zustand braucht der Head
-# 1,64 GB. Der Head von DeepSeek-V3 ist neunmal so groß: 3,71 GB fp32-Gewichte und 14,83 GB
-# fp32-Trainingszustand. Diese Zahlen hängen nicht vom Batch ab. Die nächsten schon.
+# Die Angabe „Main Head 400 MB“ (Haupt-Head: 400 MB) in der Entwurfsnotiz entspricht also allein
+# der fp32-Gewichtsmatrix: 409,6 MB oder 390,6 MiB. In bf16 sind es 204,8 MB; mit fp32-Gradient und
+# AdamW-Zustand braucht der Head 1,64 GB. Der Head von DeepSeek-V3 ist neunmal so groß: 3,71 GB
+# fp32-Gewichte und 14,83 GB fp32-Trainingszustand. Diese Zahlen hängen nicht vom Batch ab. Die
+# nächsten schon.
 
 # %%
 print(f"DeepSeek-V3 head / design-note head: {dsv3['params'] / note['params']:.2f}x")
@@ -259,12 +262,13 @@ assert N / note["d"] == 16 and round(N / dsv3["d"], 1) == 4.6  # logits / weight
 #
 # ### Was der gewöhnliche Verlustschritt im Speicher hält
 #
-# Der *gewöhnliche* (naive) Weg rechnet `LanguageModelingLoss(V)(F.linear(h, W), labels)` und ruft
-# `backward()` auf. Welche Tensoren hebt Autograd zwischen Forward- und Backward-Pass auf? PyTorch
-# lässt uns zusehen: Innerhalb von `torch.autograd.graph.saved_tensors_hooks` läuft jeder Tensor,
-# den eine Operation für ihren Backward-Pass speichert, durch unsere Funktion `pack`. Wir rechnen
-# ein winziges Beispiel und listen die gespeicherten Tensoren der Form $(N, V)$ auf – einmal mit
-# fp32-, einmal mit bf16-Eingaben.
+# Der *gewöhnliche* (naive) Weg berechnet `LanguageModelingLoss(V)(F.linear(h, W), labels)` und ruft
+# `backward()` auf. Welche Tensoren hebt Autograd zwischen Vorwärts- und Rückwärtsdurchlauf
+# (Forward/Backward Pass) auf? PyTorch lässt uns zusehen: Innerhalb von
+# `torch.autograd.graph.saved_tensors_hooks` läuft jeder Tensor, den eine Operation für den
+# Rückwärtsdurchlauf speichert, durch unsere Funktion `pack`. Wir rechnen ein winziges Beispiel
+# durch und listen die gespeicherten Tensoren der Form $(N, V)$ auf – einmal mit fp32-, einmal mit
+# bf16-Eingaben.
 
 # %%
 def saved_logit_sized(h: torch.Tensor, W: torch.Tensor, labels: torch.Tensor) -> list[tuple]:
@@ -309,18 +313,18 @@ for dtype in (torch.float32, torch.bfloat16):
 # $\partial\mathcal{L}/\partial h$ that every method must produce. Section 4 measures it — with
 # bf16 inputs too.
 # %% [markdown] de
-# Nach dem Forward-Pass überlebt ein einziger $(N, V)$-Tensor: die **Log-Wahrscheinlichkeiten**
-# $\log p = \log\mathrm{softmax}(z)$, gespeichert von `log_softmax` (und von der NLL noch einmal
-# benutzt). Die Logits $z$ selbst werden freigegeben, weil niemand sie mehr braucht. Und $\log p$
-# ist **fp32, auch wenn die Logits bf16 sind**: `LanguageModelingLoss` rechnet die Softmax (wie
-# jede sorgfältige Verlustfunktion) auf einer fp32-Kopie, `logits.float()`, denn bf16 hat nur 8
-# signifikante Bits.
+# Nach dem Vorwärtsdurchlauf bleibt ein einziger $(N, V)$-Tensor übrig: die
+# **Log-Wahrscheinlichkeiten** $\log p = \log\mathrm{softmax}(z)$, gespeichert von `log_softmax`
+# (und von der NLL noch einmal benutzt). Die Logits $z$ selbst werden freigegeben, weil nichts sie
+# mehr braucht. Und $\log p$ ist **fp32, auch wenn die Logits bf16 sind**: `LanguageModelingLoss`
+# berechnet die Softmax (wie jede sorgfältige Verlustfunktion) auf einer fp32-Kopie,
+# `logits.float()`, denn bf16 hat nur 8 signifikante Bits.
 #
-# Der Backward-Pass erzeugt dann zwei weitere $(N, V)$-Tensoren: $\partial\mathcal{L}/\partial
-# \log p$ (aus der NLL) und daraus, zusammen mit dem gespeicherten $\log p$,
-# $\partial\mathcal{L}/\partial z$ (aus `log_softmax`). In diesem Moment leben drei
-# fp32-Matrizen der Größe $N \times V$. Unsere Vorhersage für den Speicher, den der gewöhnliche
-# Schritt zusätzlich belegt, in Byte:
+# Der Rückwärtsdurchlauf erzeugt dann zwei weitere $(N, V)$-Tensoren:
+# $\partial\mathcal{L}/\partial \log p$ (aus der NLL) und daraus, zusammen mit dem gespeicherten
+# $\log p$, $\partial\mathcal{L}/\partial z$ (aus `log_softmax`). In diesem Moment liegen drei
+# fp32-Matrizen der Größe $N \times V$ gleichzeitig im Speicher. Unsere Vorhersage für den Speicher,
+# den der gewöhnliche Schritt zusätzlich belegt, in Byte:
 #
 # $$M_\text{naive}(N) \approx 4\,\big(3\,N V + V d + N d\big),$$
 #
@@ -347,8 +351,8 @@ assert round(naive_peak(N, dsv3["V"], dsv3["d"]) / GB, 1) == 55.5
 # %% [markdown] de
 # ### Die Tabelle der Entwurfsnotiz, nachgerechnet und korrigiert
 #
-# Die Entwurfsnotiz führt den Haupt-Head mit „400 MB“. So viel kostet der Head tatsächlich – mit den
-# Annahmen in jeder Zeile – für einen Micro-Batch von $B \cdot T = 32.768$ Tokens.
+# Die Entwurfsnotiz führt den Haupt-Head mit „400 MB“. So viel kostet der Head – die Annahmen
+# stehen in jeder Zeile – bei einem Micro-Batch von $B \cdot T = 32.768$ Tokens.
 
 # %%
 TABLE = [  # (row, bytes as a function of one config)
@@ -372,11 +376,11 @@ for row, size in TABLE:
 # head a second time, to $T - 1$ more positions per sequence, which nearly doubles the logits rows.
 # %% [markdown] de
 # Die Korrektur in einem Satz: „400 MB“ stimmt für die fp32-Gewichte allein (409,6 MB), aber den
-# Trainingsspeicher des Heads bestimmen die Logits und die Puffer der Verlustfunktion, und die
-# wachsen mit jedem Token im Batch – für einen Micro-Batch im Beispiel der Entwurfsnotiz braucht der
+# Trainingsspeicher des Heads bestimmen die Logits und die Puffer der Verlustfunktion, die mit jedem
+# Token im Batch wachsen – für einen Micro-Batch im Beispiel der Entwurfsnotiz braucht der
 # gewöhnliche Verlustschritt 20,3 GB, rund das 50-Fache der „400 MB“. DeepSeek-V3 wendet mit seinem
 # MTP-Modul ($D = 1$) denselben Head ein zweites Mal an, auf $T - 1$ weitere Positionen pro
-# Sequenz; das verdoppelt die Zahl der Logit-Zeilen fast.
+# Sequenz; das verdoppelt die Zahl der Logit-Zeilen nahezu.
 
 # %%
 print(f"plain loss step / '400 MB': {naive_peak(N, note['V'], note['d']) / (400 * MB):.1f}x")
@@ -404,7 +408,7 @@ print(f"DeepSeek-V3 logit rows with MTP (D = 1): {mtp_rows:,} = {mtp_rows / N:.4
 # The mean over the $N_\text{valid}$ targets scales each row by $w_i = 1/N_\text{valid}$, and a
 # padded position has $w_i = 0$. We compare with autograd.
 # %% [markdown] de
-# ## 3. Die Idee der Chunks, hergeleitet
+# ## 3. Die Idee der blockweisen Berechnung, hergeleitet
 #
 # Der Ausweg steckt in der Struktur der Verlustfunktion. Wir leiten ihn in vier Schritten an einem
 # winzigen Beispiel her: $N = 10$ Tokens, $V = 7$, $d = 4$, Label Smoothing $\varepsilon = 0{,}1$
@@ -421,7 +425,7 @@ print(f"DeepSeek-V3 logit rows with MTP (D = 1): {mtp_rows:,} = {mtp_rows / N:.4
 # \delta_v := \frac{\partial \ell}{\partial z_v} = \frac{e^{z_v}}{\sum_u e^{z_u}} - q_v = p_v - q_v .$$
 #
 # Der Mittelwert über die $N_\text{valid}$ Ziele skaliert jede Zeile mit $w_i = 1/N_\text{valid}$,
-# eine Padding-Position hat $w_i = 0$. Wir vergleichen mit Autograd.
+# und eine Padding-Position hat $w_i = 0$. Wir vergleichen mit Autograd.
 
 # %%
 N_s, V_s, d_s, C_s, eps = 10, 7, 4, 4, 0.1  # tokens, vocabulary, width, chunk size, smoothing
@@ -455,7 +459,10 @@ assert torch.allclose(w[:, None] * delta, z.grad[0], atol=1e-7)
 #
 # Schreiben Sie `my_softmax_gradient(logits, labels)`: für Logits `(N, V)` und Labels `(N,)` den
 # Gradienten der *summierten* Kreuzentropie $\sum_i -\log p_{i, y_i}$ nach den Logits, `(N, V)`,
-# aus der Formel oben mit $\varepsilon = 0$ — ohne `backward()`. Füllen Sie die Funktion unten aus und führen Sie die `check`-Zelle aus: Sie testet Ihren Code an mehreren Eingaben und sagt, welchen Fehler sie erkennt, falls etwas nicht stimmt. Die Lösung ist unter dem Gerüst eingeklappt; versuchen Sie es zuerst selbst.
+# aus der Formel oben mit $\varepsilon = 0$ – ohne `backward()`. Füllen Sie die Funktion unten aus
+# und führen Sie die `check`-Zelle aus: Sie testet Ihren Code an mehreren Eingaben und sagt, welchen
+# Fehler sie erkennt, falls etwas nicht stimmt. Die Lösung ist unter dem Gerüst eingeklappt;
+# versuchen Sie es zuerst selbst.
 
 # %%
 def my_softmax_gradient(logits, labels):
@@ -499,16 +506,16 @@ result = check("softmax_gradient", my_softmax_gradient, lang=LANG)
 # $$\frac{\partial\mathcal{L}}{\partial h_i} = w_i\,\delta_i\,W, \qquad
 # \frac{\partial\mathcal{L}}{\partial W} = \sum_i w_i\,\delta_i^\top h_i .$$
 #
-# Für Zeile $i$ braucht man nur Zeile $i$ von $z$ und von $\delta$; der Gradient der Gewichte ist
-# eine *Summe* über Tokens und lässt sich Stück für Stück aufaddieren. Nirgends werden alle $N$
-# Zeilen der Logits gleichzeitig gebraucht.
+# Für Zeile $i$ jeder dieser Größen braucht man nur Zeile $i$ von $z$ und von $\delta$; der Gradient
+# der Gewichte ist eine *Summe* über Tokens und lässt sich Stück für Stück aufaddieren. Nirgends
+# werden alle $N$ Zeilen der Logits gleichzeitig gebraucht.
 #
-# ### Schritt 3: eine Schleife über Chunks, von Hand
+# ### Schritt 3: eine blockweise Schleife, von Hand
 #
-# Also läuft man in Blöcken (Chunks) von $C$ Zeilen über die Tokens: Logits des Chunks berechnen,
-# seinen Verlust, sein $\delta$, seine Beiträge zu den Gradienten addieren – und die
-# $(C, V)$-Tensoren des Chunks freigeben, bevor der nächste drankommt. Die Schleife unten ist zum
-# Lesen geschrieben, nicht auf Tempo; $N = 10$ und $C = 4$ lassen einen kurzen letzten Chunk von
+# Also geht man die Tokens in Chunks von je $C$ Zeilen durch: die Logits des Chunks, seinen Verlust
+# und sein $\delta$ berechnen, seine Beiträge zu den Gradienten addieren – und die $(C, V)$-Tensoren
+# des Chunks freigeben, bevor der nächste an der Reihe ist. Die Schleife unten ist auf Lesbarkeit
+# ausgelegt, nicht auf Geschwindigkeit; $N = 10$ und $C = 4$ lassen einen kurzen letzten Chunk von
 # zwei Zeilen übrig.
 
 # %%
@@ -558,17 +565,17 @@ assert torch.allclose(hand_grad_h, h_n.grad, atol=1e-6) and torch.allclose(hand_
 # $C$ = 512), instead of the four $(C, V)$ tensors of our loop. Its numbers must be ours:
 # %% [markdown] de
 # Gleicher Verlust, gleiche Gradienten – und die größten Tensoren in der Schleife haben die Form
-# $(C, V)$. Der Spitzenspeicher wächst nicht mehr mit $N \cdot V$, sondern mit $C \cdot V$, und $C$
-# wählen wir selbst.
+# $(C, V)$. Der maximale Speicherbedarf wächst nicht mehr mit $N \cdot V$, sondern mit $C \cdot V$,
+# und $C$ wählen wir selbst.
 #
 # ### Schritt 4: `linear_cross_entropy` aus der Bibliothek
 #
 # `aptt_edu.loss.linear_cross_entropy.linear_cross_entropy(hidden, weight, labels, ...)` ist diese
 # Schleife als `torch.autograd.Function`, mit zwei technischen Änderungen: Die Gradienten entstehen
-# schon *im Forward-Pass* (der Backward-Pass multipliziert sie nur noch mit dem ankommenden Skalar),
-# und jeder Chunk wird an Ort und Stelle in einem einzigen, wiederverwendeten fp32-Puffer von
-# $C \times V$ Zahlen abgearbeitet (Standard: $C$ = 512) statt in den vier $(C, V)$-Tensoren unserer
-# Schleife. Seine Zahlen müssen unsere sein:
+# schon *im Vorwärtsdurchlauf* (der Rückwärtsdurchlauf multipliziert sie nur noch mit dem
+# eingehenden Skalar), und die Schritte jedes Chunks laufen in-place in einem einzigen,
+# wiederverwendeten fp32-Puffer von $C \times V$ Zahlen (Standard: $C$ = 512) statt in den vier
+# $(C, V)$-Tensoren unserer Schleife. Die Funktion muss genau unsere Zahlen liefern:
 
 # %%
 h_l, W_l = h.clone().requires_grad_(), W.clone().requires_grad_()
@@ -586,7 +593,7 @@ assert torch.allclose(h_l.grad, hand_grad_h, atol=1e-6) and torch.allclose(W_l.g
 #
 # The $N \cdot V$ term is gone; only the small $N \cdot d$ term still grows with the batch.
 # %% [markdown] de
-# Der Speicher, den der Schritt mit Chunks zusätzlich belegt, ist dann ein Chunk-Puffer plus
+# Der Speicher, den der blockweise Schritt zusätzlich belegt, ist dann ein Chunk-Puffer plus
 # dieselben zwei Gradienten wie zuvor:
 #
 # $$M_\text{chunked}(N) \approx 4\,\big(\min(C, N)\,V + V d + N d\big).$$
@@ -609,9 +616,12 @@ for name, c in CONFIGS.items():
 # the notebook tests it is drawn once, with the defaults (`aptt_edu.widgets.explore`).
 # %% [markdown] de
 # **Probieren Sie es aus.** Die beiden Formeln für andere Größen: Welcher Term dominiert den
-# gewöhnlichen Schritt, und ab welcher Chunk-Größe lohnt sich das Chunking nicht mehr? In einem laufenden Notebook (Jupyter, Colab) zeichnen die Schieberegler unten die Abbildung neu;
+# gewöhnlichen Schritt, und ab welcher Chunk-Größe lohnt sich die blockweise Berechnung nicht mehr?
+# In einem laufenden Notebook (Jupyter, Colab) zeichnen die Schieberegler unten die Abbildung neu;
 # auf der Website und in den Notebook-Tests wird sie einmal mit den Voreinstellungen gezeichnet
-# (`aptt_edu.widgets.explore`).
+# (`aptt_edu.widgets.explore`). Die Balken zeigen den Speicher des blockweisen (`chunked loss step`)
+# und des gewöhnlichen Verlustschritts (`plain loss step`) in GB (fp32); der Titel nennt die Größen
+# und das Verhältnis `chunked / plain`.
 
 # %%
 from aptt_edu.widgets import explore
@@ -640,13 +650,16 @@ explore(draw_memory, tokens=(1024, 131072, 1024, 32768), V=(1000, 256000, 1000, 
 # tensor your function creates. Fill in the function below and run the `check` cell: it tests your code on several inputs and, if something is off, says which mistake it sees. The solution is folded below the stub; try first.
 
 # %% [markdown] de
-# ### Aufgabe: Eine Kreuzentropie in Chunks
+# ### Aufgabe: Eine blockweise Kreuzentropie
 #
 # Schreiben Sie `my_chunked_cross_entropy(hidden, weight, labels, chunk_size)`: Hidden States
 # `(N, d)`, Gewicht des Heads `(V, d)`, Labels `(N,)` mit `-100` für „kein Ziel“: die mittlere
 # Kreuzentropie von `hidden @ weight.T` über die gültigen Labels, Chunk für Chunk berechnet, sodass
 # keine Operation je mehr als `chunk_size` Zeilen Logits erzeugt. Den Rückwärtsdurchlauf darf
-# Autograd übernehmen. Die Prüfung beobachtet jeden Tensor, den Ihre Funktion erzeugt. Füllen Sie die Funktion unten aus und führen Sie die `check`-Zelle aus: Sie testet Ihren Code an mehreren Eingaben und sagt, welchen Fehler sie erkennt, falls etwas nicht stimmt. Die Lösung ist unter dem Gerüst eingeklappt; versuchen Sie es zuerst selbst.
+# Autograd übernehmen. Die Prüfung überwacht jeden Tensor, den Ihre Funktion erzeugt. Füllen Sie die
+# Funktion unten aus und führen Sie die `check`-Zelle aus: Sie testet Ihren Code an mehreren
+# Eingaben und sagt, welchen Fehler sie erkennt, falls etwas nicht stimmt. Die Lösung ist unter dem
+# Gerüst eingeklappt; versuchen Sie es zuerst selbst.
 
 # %%
 def my_chunked_cross_entropy(hidden, weight, labels, chunk_size):
@@ -680,15 +693,15 @@ result = check("chunked_cross_entropy", my_chunked_cross_entropy, lang=LANG)
 # largest $N$. The small $d$ keeps the matrix products fast; the memory that matters, $N \cdot V$,
 # does not depend on $d$.
 # %% [markdown] de
-# ## 4. Gemessen: Spitzenspeicher über der Tokenzahl
+# ## 4. Gemessen: maximaler Speicherbedarf in Abhängigkeit von der Tokenzahl
 #
-# Vorhersagen sind billig; jetzt wird gemessen. `benchmarks/bench_chunked_loss.py` rechnet einen
-# Forward- und Backward-Schritt der Verlustfunktion in einem **frischen Python-Prozess** und meldet,
-# um wie viel der höchste residente Speicher des Prozesses in diesem Schritt gestiegen ist (unter
-# Linux der Zähler `VmHWM` aus `/proc/self/status`, direkt vor dem Schritt zurückgesetzt). Ein
-# frischer Prozess pro Messung sorgt dafür, dass keine Variante Speicherseiten erbt, die eine andere
-# freigegeben hat. Wir importieren seine Funktion `measure_memory`, statt sie zu kopieren, und lassen
-# je zwei Prozesse gleichzeitig laufen (jeder misst nur sich selbst).
+# Vorhersagen sind billig; jetzt wird gemessen. `benchmarks/bench_chunked_loss.py` führt einen
+# Vorwärts- und Rückwärtsdurchlauf der Verlustfunktion in einem **frischen Python-Prozess** aus und
+# meldet, um wie viel der maximale residente Speicher des Prozesses während dieses Schritts
+# gestiegen ist (unter Linux der Zähler `VmHWM` aus `/proc/self/status`, direkt vor dem Schritt
+# zurückgesetzt). Ein frischer Prozess pro Messung sorgt dafür, dass keine Variante Speicherseiten
+# erbt, die eine andere freigegeben hat. Wir importieren seine Funktion `measure_memory`, statt sie
+# zu kopieren, und lassen je zwei Prozesse gleichzeitig laufen (jeder misst nur sich selbst).
 #
 # Die Größen sind so gewählt, dass alles auf einer Laptop-CPU in Sekunden läuft: $V$ = 32.000 (das
 # Vokabular von Llama 2), $d$ = 64, $N$ von 256 bis 2048 Tokens, fp32, dazu der gewöhnliche Schritt
@@ -752,21 +765,26 @@ plt.show()
 # much): the prediction counts only the large tensors, not the small ones and the bookkeeping of a
 # fresh process.
 # %% [markdown] de
+# In der Abbildung steht `plain` für den gewöhnlichen und `chunked` für den blockweisen Schritt;
+# gestrichelt ist die Vorhersage (`predicted`), Kreise und Quadrate sind Messungen (`measured`), das
+# Dreieck ist der gewöhnliche Schritt mit bf16-Eingaben. Die y-Achse zeigt den zusätzlichen
+# maximalen Speicherbedarf des Schritts in MiB, die x-Achse die Tokens pro Schritt $N = B \cdot T$.
+#
 # Was die Messung zeigt – und die Zelle darunter mit großzügigen Toleranzen prüft (die genauen Zahlen
 # hängen vom Rechner und seiner Speicherverwaltung ab):
 #
 # * **Der gewöhnliche Schritt wächst linear mit $N$**, mit einer Steigung von etwa $3 \cdot V \cdot 4$
 #   Byte pro Token – drei fp32-Zeilen mit $V$ Zahlen pro Token, wie in Abschnitt 2 gezählt.
-# * **bf16-Eingaben helfen dem gewöhnlichen Schritt nicht**: Sein Spitzenspeicher bleibt etwa beim
-#   fp32-Wert, weil die Softmax und beide $(N, V)$-Gradienten ohnehin in fp32 gerechnet werden.
-# * **Der Schritt mit Chunks bleibt flach**, sobald $N \ge C$: ein Puffer von $C \cdot V$ Zahlen,
-#   egal wie groß der Batch ist. Beim größten $N$ braucht er nur einen Bruchteil des Speichers des
+# * **bf16-Eingaben helfen dem gewöhnlichen Schritt nicht**: Sein maximaler Speicherbedarf bleibt
+#   etwa beim fp32-Wert, weil die Softmax und beide $(N, V)$-Gradienten in jedem Fall fp32 sind.
+# * **Der blockweise Schritt verläuft flach**, sobald $N \ge C$: ein Puffer von $C \cdot V$ Zahlen,
+#   egal, wie groß der Batch ist. Beim größten $N$ braucht er nur einen Bruchteil des Speichers des
 #   gewöhnlichen Schritts (letzte Spalte oben), und dieser Bruchteil wird mit wachsendem $N$ immer
 #   kleiner.
 #
 # Die Messpunkte liegen auf den gestrichelten Linien oder ein paar MiB darüber (die Zelle unten gibt
 # aus, wie viel): Die Vorhersage zählt nur die großen Tensoren, nicht die kleinen und nicht die
-# Verwaltung eines frischen Prozesses.
+# Verwaltungsdaten eines frischen Prozesses.
 
 # %% tags=["nbval-ignore-output"]
 naive_m = [measured["naive", n, "float32"] for n in SWEEP]
@@ -805,8 +823,8 @@ assert all(abs(o) < 32 * MiB for o in offsets)
 # %% [markdown] de
 # ## 5. Zurück zu den echten Größen
 #
-# Beide Formeln sind jetzt an Messungen geprüft; also dürfen wir sie bei Größen verwenden, die
-# niemand auf einem Laptop rechnet. Für einen Micro-Batch von $N = 32.768$ Tokens mit dem
+# Beide Formeln sind jetzt an Messungen geprüft; also können wir sie bei Größen verwenden, die
+# niemand auf einem Laptop laufen lässt. Für einen Micro-Batch von $N = 32.768$ Tokens mit dem
 # Standard-Chunk $C = 512$:
 
 # %%
@@ -845,7 +863,7 @@ assert dsv3["chunked"] < dsv3["plain"] / 10 and note["chunked"] < note["plain"] 
 #   of $3\,N \cdot V$.
 # %% [markdown] de
 # Beim Head von DeepSeek-V3 würde der gewöhnliche Verlustschritt für einen solchen Micro-Batch
-# 55,5 GB zusätzlich belegen; der Schritt mit Chunks belegt 4,91 GB, davon nur 264,8 MB für den
+# 55,5 GB zusätzlich belegen; der blockweise Schritt belegt 4,91 GB, davon nur 264,8 MB für den
 # Chunk-Puffer – der Rest sind die fp32-Gradienten der Gewichte und der Hidden States, die jedes
 # Verfahren liefern muss. Und weil der Puffer nicht mit $N$ wächst, kostet ein größerer Micro-Batch
 # nur den Term $N \cdot d$. (Das sind die Zahlen eines gewöhnlichen PyTorch-Schritts auf einem
@@ -853,19 +871,19 @@ assert dsv3["chunked"] < dsv3["plain"] / 10 and note["chunked"] < note["plain"] 
 # Kernels.)
 #
 # Das ist die Idee hinter Liger Kernels Fused Linear Cross-Entropy und Apples Cut Cross-Entropy; die
-# Autoren von Cut Cross-Entropy berichten mit fusionierten GPU-Kernels, dass der Speicher der
-# Verlustberechnung von Gemma 2 (2B) von 24 GB auf 1 MB sinkt. `linear_cross_entropy` ist die
+# Autoren von Cut Cross-Entropy berichten, dass sie mit fusionierten GPU-Kernels den Speicher der
+# Verlustberechnung von Gemma 2 (2B) von 24 GB auf 1 MB senken. `linear_cross_entropy` ist die
 # lesbare Fassung in reinem PyTorch.
 #
 # **Zusammenfassung.**
 #
-# * Die „Main Head 400 MB“ der Entwurfsnotiz sind nur die fp32-Gewichte (409,6 MB = 390,6 MiB); den
-#   Trainingsspeicher des Heads bestimmen die Logits, und die sind größer als die Gewichte, sobald
-#   ein Batch mehr als $d$ Tokens hat.
-# * Der gewöhnliche Verlustschritt hält an seiner Spitze drei fp32-Matrizen der Größe $N \times V$ –
-#   auch bei bf16-Logits.
+# * Die Angabe „Main Head 400 MB“ der Entwurfsnotiz umfasst nur die fp32-Gewichte (409,6 MB =
+#   390,6 MiB); den Trainingsspeicher des Heads bestimmen die Logits, die größer als die Gewichte
+#   werden, sobald ein Batch mehr als $d$ Tokens hat.
+# * Der gewöhnliche Verlustschritt hält auf seinem Höhepunkt drei fp32-Matrizen der Größe
+#   $N \times V$ im Speicher – auch bei bf16-Logits.
 # * Weil $\partial\ell/\partial z = p - q$ Zeile für Zeile gilt und jeder Gradient eine Summe über
-#   Tokens ist, lassen sich Verlust und Gradienten chunkweise berechnen: dieselben Zahlen, Speicher
+#   Tokens ist, lassen sich Verlust und Gradienten blockweise berechnen: dieselben Zahlen, Speicher
 #   $C \cdot V$ statt $3\,N \cdot V$.
 
 # %% [markdown] en
@@ -889,9 +907,9 @@ assert dsv3["chunked"] < dsv3["plain"] / 10 and note["chunked"] < note["plain"] 
 #    <details><summary>Antwort</summary>Ab N > d: Die Logits sind N·V Zahlen, die Gewichte V·d.</details>
 # 2. Warum lässt sich der Verlust ohne jede Näherung Chunk für Chunk berechnen?
 #    <details><summary>Antwort</summary>Der Verlust jedes Tokens und sein Gradient p − q hängen nur von seiner eigenen Zeile der Logits ab, und der Gradient der Gewichte ist eine Summe über Tokens, die sich Chunk für Chunk aufaddieren lässt.</details>
-# 3. Ein Verlust in Chunks mittelt die Mittelwerte der Chunks. Wann ist das falsch?
+# 3. Ein blockweise berechneter Verlust mittelt die Mittelwerte der Chunks. Wann ist das falsch?
 #    <details><summary>Antwort</summary>Immer dann, wenn die Chunks unterschiedlich viele gültige Ziele enthalten (ein kürzerer letzter Chunk, ungleiches Padding). Addieren Sie die Summen der Chunks und teilen Sie einmal durch die Gesamtzahl.</details>
-# 4. Wie viel zusätzlichen Speicher braucht der Verlust in Chunks ungefähr auf dem Höhepunkt?
-#    <details><summary>Antwort</summary>Etwa einen Chunk von fp32-Logits und ihren Gradienten, einige Male chunk_size·V·4 Bytes, unabhängig von der Zahl der Tokens N.</details>
-# 5. Verringert der Verlust in Chunks den Speicher der Gewichte des Heads, ihres Gradienten oder des AdamW-Zustands?
-#    <details><summary>Antwort</summary>Nein. Er beseitigt nur die (N, V)-Aktivierungen; Gewichte, Gradient der Gewichte und Optimiererzustand bleiben, wie sie sind.</details>
+# 4. Wie viel zusätzlichen Speicher braucht der blockweise berechnete Verlust auf seinem Höhepunkt ungefähr?
+#    <details><summary>Antwort</summary>Etwa einen Chunk von fp32-Logits und ihren Gradienten, ein kleines Vielfaches von chunk_size·V·4 Byte, unabhängig von der Zahl der Tokens N.</details>
+# 5. Verringert die blockweise Berechnung des Verlusts den Speicher für die Gewichte des Heads, ihren Gradienten oder den AdamW-Zustand?
+#    <details><summary>Antwort</summary>Nein. Sie beseitigt nur die (N, V)-Aktivierungen; Gewichte, Gradient der Gewichte und Optimiererzustand bleiben, wie sie sind.</details>

@@ -37,31 +37,32 @@
 # %% [markdown] de
 # # 06 · Normierung des Verlusts: Gradientenakkumulation und mehrere Prozesse
 #
-# Passt ein Batch nicht auf einmal in den Speicher, teilt man ihn in **Micro-Batches** auf: Jeder
-# läuft für sich vorwärts und rückwärts, die Gradienten summieren sich in `.grad`, und der Optimierer
-# macht einen einzigen Schritt (*Gradientenakkumulation*). Datenparallelität macht dasselbe über
-# mehrere Prozesse: Jeder Prozess („Rank“) berechnet den Gradienten seines Teils, und die Gradienten
-# der Teile werden zusammengeführt. Beides *soll* genau den Gradienten des ganzen Batches liefern.
-# Bei Sprachmodellen tat es das in verbreiteten Trainern bis zu den Korrekturen vom Oktober 2024
-# nicht (aufgefallen war das Problem schon 2021). Hugging Face schrieb
-# dazu: „Gradient accumulation is *supposed* to be mathematically equivalent to full batch training;
-# however, losses did not match between training runs where the setting was toggled on and off“
-# (Blogbeitrag „Fixing Gradient Accumulation“, nach einer Meldung von Benjamin Marie, die Unsloth
-# analysiert hatte) — die Verluste
-# stimmten nicht überein, je nachdem, ob die Akkumulation an- oder ausgeschaltet war.
+# Passt ein Batch nicht auf einmal in den Speicher, teilt man ihn in **Micro-Batches** auf: Für jeden
+# wird einzeln der Vorwärts- und der Rückwärtsdurchlauf (Forward/Backward Pass) ausgeführt, die
+# Gradienten summieren sich in `.grad`, und der Optimierer macht einen einzigen Schritt
+# (*Gradientenakkumulation*). Datenparallelität macht dasselbe mit mehreren Prozessen: Jeder Prozess
+# („Rank“) berechnet den Gradienten seines Teils, und die Gradienten der Teile werden
+# zusammengeführt. Beides *soll* genau den Gradienten des ganzen Batches liefern. Bei Sprachmodellen
+# tat es das in verbreiteten Trainern bis zu den Korrekturen vom Oktober 2024 nicht (aufgefallen war
+# das Problem schon 2021). Hugging Face schrieb dazu: „gradient accumulation is *supposed* to be
+# mathematically equivalent to full batch training; however, losses did not match between training
+# runs where the setting was toggled on and off“ (Blogbeitrag „Fixing Gradient Accumulation“, nach
+# einer Meldung von Benjamin Marie, die Unsloth analysiert hatte). Auf Deutsch: Gradientenakkumulation
+# *soll* mathematisch gleichwertig zum Training mit dem ganzen Batch sein, doch die Verluste von
+# Trainingsläufen mit und ohne diese Einstellung stimmten nicht überein.
 #
 # Die Ursache ist eine einzige Division. In diesem Notebook
 #
 # 1. sehen wir die Falle an Zahlen: zwei Micro-Batches mit sehr unterschiedlich vielen gültigen
-#    Zieltokens, der Mittelwert ihrer Mittelwerte gegen den wahren Mittelwert;
+#    Zieltokens, der Mittelwert ihrer Mittelwerte im Vergleich zum wahren Mittelwert;
 # 2. messen wir, was sie mit dem Gradienten eines kleinen Transformers macht;
-# 3. leiten wir die Korrektur her — die *Summe* jedes Teils durch die Tokenzahl des *ganzen* Batches
-#    teilen — und prüfen, dass `num_items_in_batch` aus der Bibliothek Verlust und Gradient des
+# 3. leiten wir die Korrektur her – die *Summe* jedes Teils durch die Tokenzahl des *ganzen* Batches
+#    teilen – und prüfen, dass `num_items_in_batch` aus der Bibliothek Verlust und Gradient des
 #    ganzen Batches liefert;
-# 4. sehen wir, warum Multi-Token-Prediction eine Zahl pro Vorhersagetiefe braucht;
-# 5. übertragen wir die Korrektur auf mehrere Prozesse, in denen `DistributedDataParallel`
+# 4. sehen wir, warum Multi-Token-Prediction eine eigene Zahl pro Vorhersagetiefe braucht;
+# 5. übertragen wir die Korrektur auf mehrere Prozesse, über die `DistributedDataParallel` die
 #    Gradienten mittelt, und auf die Metriken;
-# 6. trainieren wir mit der Bibliothek: mit und ohne Gradientenakkumulation stimmen die Verluste
+# 6. trainieren wir mit der Bibliothek: Mit und ohne Gradientenakkumulation stimmen die Verluste
 #    überein.
 #
 # Alles läuft auf der CPU in deutlich unter einer Minute. Jede Zahl im Text wird von einer Zelle
@@ -69,12 +70,14 @@
 #
 # **Lernziele.** Nach diesem Notebook können Sie mit Zahlen zeigen, warum der Mittelwert der
 # Micro-Batch-Mittelwerte nicht der Mittelwert des Batches ist, die Korrektur herleiten (die Summe
-# jedes Teils geteilt durch die Zahl des ganzen Batches), sie auf die Zahlen pro Tiefe bei MTP und
-# auf mehrere Prozesse anwenden und damit trainieren.
+# jedes Teils, geteilt durch die Anzahl der Ziele im ganzen Batch), sie auf die getrennten Zahlen
+# pro MTP-Tiefe und auf mehrere Prozesse anwenden und damit trainieren.
 # **Voraussetzungen.** Notebooks 00 und 01 (`ignore_index`, der Mittelwert über gültige Ziele);
 # Notebook 03 für Abschnitt 4.
 # **Zeit.** Etwa 45 Minuten zum Lesen und für zwei Aufgaben; unter einer Minute Laufzeit.
 # **Baut auf.** Notebooks 00, 01 und 03.
+# **Sprache.** Abbildungen, Code, Kommentare und Ausgaben sind in beiden Fassungen englisch; der Text
+# sagt, was sie zeigen.
 
 # %%
 import dataclasses
@@ -117,14 +120,14 @@ LANG = "de"  # die Sprache der Rückmeldungen zu den Aufgaben (das englische Not
 #
 # Ein Batch aus vier Zeilen mit je $T = 16$ Positionen, aufgeteilt in zwei Micro-Batches zu je zwei
 # Zeilen. Die Labels folgen der Konvention der Bibliothek (bereits verschoben; `-100` heißt „hier
-# gibt es kein Ziel“). Wie bei den Spielzeugdaten der anderen Notebooks hat die erste und die letzte
-# Position jeder Zeile kein Ziel. Micro-Batch **A** enthält zwei *kurze* Dokumente: ein Ziel pro
-# Zeile, der Rest ist Padding (Auffüllen). Micro-Batch **B** enthält zwei volle Zeilen mit je 14
+# gibt es kein Ziel“). Wie bei der Spielzeugsprache der anderen Notebooks haben die erste und die
+# letzte Position jeder Zeile kein Ziel. Micro-Batch **A** enthält zwei *kurze* Dokumente: ein Ziel
+# pro Zeile, der Rest ist Padding (Auffüllen). Micro-Batch **B** enthält zwei volle Zeilen mit je 14
 # Zielen.
 #
 # Damit sich die Verluste der einzelnen Tokens von Hand nachprüfen lassen, nehmen wir noch kein
-# Modell, sondern Logits mit bekanntem Verlust: In A sind alle Logits null — eine Gleichverteilung,
-# Verlust $\ln V$ pro Token —, in B sind sie $4$ beim richtigen Token und sonst $0$, Verlust
+# Modell, sondern Logits mit bekanntem Verlust: In A sind alle Logits null – eine Gleichverteilung,
+# Verlust $\ln V$ pro Token –, in B sind sie $4$ beim richtigen Token und sonst $0$, Verlust
 # $\ln(1 + (V-1)e^{-4})$.
 
 # %%
@@ -191,7 +194,7 @@ assert mean_of_means > 3 * true_mean
 # Der Mittelwert der Mittelwerte ist mehr als dreimal so groß wie der wahre Verlust. Der Grund zeigt
 # sich am Gewicht, das jedes Token bekommt. Als gewichtete Summe $\sum_i w_i \ell_i$ geschrieben,
 # gibt der wahre Mittelwert jedem gültigen Token dasselbe Gewicht $1/N$; der Mittelwert der
-# Mittelwerte gibt einem Token aus Micro-Batch $m$ das Gewicht $1/(M N_m)$ — ein Token in einem
+# Mittelwerte gibt einem Token aus Micro-Batch $m$ das Gewicht $1/(M N_m)$ – ein Token in einem
 # kurzen Micro-Batch zählt mehr.
 
 # %%
@@ -212,14 +215,18 @@ assert ratio_A == 7.5 and abs(ratio_B - 15 / 28) < 1e-12
 # %% [markdown] en
 # Each of the two tokens of A weighs 7.5 times its fair share; each of the 28 tokens of B a little
 # more than half of it. Only when all micro-batches have the same count, $N_m = N / M$, is
-# $1/(M N_m) = 1/N$, and then both recipes agree. With padding, with documents of different lengths
-# and with sequence packing the counts almost never agree.
+# $1/(M N_m) = 1/N$, and then both recipes agree. With padding and documents of different lengths
+# the counts rarely agree. Packing documents into full rows of fixed length makes them nearly
+# equal, unless the targets at document boundaries are masked: then each row loses as many targets
+# as it holds boundaries, and the counts differ again.
 # %% [markdown] de
 # Jedes der beiden Tokens aus A wiegt 7,5-mal so viel, wie ihm zusteht; jedes der 28 Tokens aus B
-# etwas mehr als die Hälfte davon. Nur wenn alle Micro-Batches gleich viele Ziele haben,
-# $N_m = N / M$, ist $1/(M N_m) = 1/N$, und nur dann stimmen beide Rezepte überein. Mit Padding, mit
-# unterschiedlich langen Dokumenten und beim Zusammenpacken von Sequenzen (Packing) sind die Zahlen
-# fast nie gleich.
+# etwas mehr als die Hälfte dessen, was ihm zusteht. Nur wenn alle Micro-Batches gleich viele Ziele
+# haben, $N_m = N / M$, ist $1/(M N_m) = 1/N$, und nur dann stimmen beide Rezepte überein. Mit
+# Padding und unterschiedlich langen Dokumenten sind diese Zahlen selten gleich. Packt man die
+# Dokumente in volle Zeilen fester Länge (Packing), werden sie fast gleich – es sei denn, die Ziele
+# an den Dokumentgrenzen werden maskiert: Dann verliert jede Zeile so viele Ziele, wie sie Grenzen
+# enthält, und die Zahlen unterscheiden sich wieder.
 
 # %% [markdown] en
 # ## 2. What the wrong weights do to the gradient
@@ -237,17 +244,18 @@ assert ratio_A == 7.5 and abs(ratio_B - 15 / 28) < 1e-12
 # %% [markdown] de
 # ## 2. Was die falschen Gewichte mit dem Gradienten machen
 #
-# Der Wert des Verlusts ist nur das, was im Log steht. Trainiert wird das Modell vom Gradienten, und
-# der ist eine gewichtete Summe der Gradienten der einzelnen Tokens, mit denselben Gewichten:
-# $\nabla\mathcal{L} = \sum_i w_i \nabla \ell_i$. Wir nehmen den kleinen Transformer der Bibliothek
-# (`aptt_edu.model.GPT`), vier Zeilen der Spielzeugsprache aus `aptt_edu.data` mit demselben
-# Padding-Muster wie oben und vergleichen den Gradienten über alle Parameter des Modells auf zwei
-# Wegen:
+# Der Wert des Verlusts ist nur das, was in der Log-Ausgabe steht. Trainiert wird das Modell vom
+# Gradienten, und der ist eine gewichtete Summe der Gradienten der einzelnen Tokens, mit denselben
+# Gewichten: $\nabla\mathcal{L} = \sum_i w_i \nabla \ell_i$. Wir nehmen den winzigen Transformer der
+# Bibliothek (`aptt_edu.model.GPT`), vier Zeilen der Spielzeugsprache aus `aptt_edu.data` mit
+# demselben Padding-Muster wie oben und vergleichen den Gradienten nach allen Parametern des Modells,
+# auf zwei Arten berechnet:
 #
-# * **ganzer Batch** — ein Vorwärts- und ein Rückwärtsdurchlauf über alle vier Zeilen;
-# * **Mittelwert der Mittelwerte** — erst Micro-Batch A, dann Micro-Batch B, jeder mit seinem
-#   eigenen mittleren Verlust $S_m / N_m$, geteilt durch $M$; `backward()` summiert die Gradienten
-#   in `.grad` auf, so wie es die Gradientenakkumulation tut.
+# * **ganzer Batch** (`full batch`) – ein Vorwärts- und ein Rückwärtsdurchlauf über alle vier
+#   Zeilen;
+# * **Mittelwert der Mittelwerte** (`mean of means`) – erst Micro-Batch A, dann Micro-Batch B,
+#   jeder mit seinem eigenen mittleren Verlust $S_m / N_m$, geteilt durch $M$; `backward()` summiert
+#   die Gradienten in `.grad` auf, so wie es die Gradientenakkumulation tut.
 
 # %%
 data = toy_data(seq_len=T, n_train=64, n_val=16, vocab_size=V, seed=0)
@@ -293,9 +301,9 @@ assert rel_error(g_naive, g_full) > 1.0 and cosine < 0.5
 # targets per row ($N_A = 2k$) while B keeps its 28:
 # %% [markdown] de
 # Der akkumulierte Gradient ist keine leicht verrauschte Fassung des Gradienten des ganzen Batches:
-# Sein Fehler ist größer als der Gradient selbst, und er zeigt in eine deutlich andere Richtung. Wie
-# groß der Fehler ist, hängt davon ab, wie ungleich die Zahlen sind. Wir lassen Micro-Batch A
-# $k = 1, \dots, 14$ Ziele pro Zeile behalten ($N_A = 2k$), B behält seine 28:
+# Sein Fehler ist größer als der Gradient selbst, und der akkumulierte Gradient zeigt in eine
+# deutlich andere Richtung. Wie groß der Fehler ist, hängt davon ab, wie ungleich die Zahlen der Ziele sind. Wir
+# lassen Micro-Batch A $k = 1, \dots, 14$ Ziele pro Zeile behalten ($N_A = 2k$), B behält seine 28:
 
 # %%
 sweep_N_A, sweep_error = [], []
@@ -330,8 +338,13 @@ plt.show()
 # The error vanishes only at $N_A = N_B$. (The labels in the figure are English in both notebooks;
 # the code cells are identical in both languages.)
 # %% [markdown] de
-# Der Fehler verschwindet nur bei $N_A = N_B$. (Die Beschriftung der Abbildung ist in beiden
-# Notebooks englisch; die Code-Zellen sind in beiden Sprachen identisch.)
+# Links („section 1: weight per token“) zeigt die Abbildung das Gewicht eines Tokens aus A und eines
+# aus B: beim wahren Mittelwert (`true mean`) $1/N$, beim Mittelwert der Mittelwerte
+# (`mean of means`) $1/(M N_m)$. Rechts („section 2: gradient error of the mean of means“) steht der
+# relative Fehler des Gradienten beim Mittelwert der Mittelwerte in Abhängigkeit von $N_A$; die
+# gepunktete Linie markiert $N_A = 28 = N_B$.
+#
+# Der Fehler verschwindet nur bei $N_A = N_B$.
 
 # %% [markdown] en
 # **Try it.** Two micro-batches with $N_A$ and $N_B$ valid targets: how much does one token of each
@@ -340,9 +353,11 @@ plt.show()
 # %% [markdown] de
 # **Probieren Sie es aus.** Zwei Micro-Batches mit $N_A$ und $N_B$ gültigen Zielen: Wie viel wiegt
 # ein Token jedes Micro-Batches im Mittelwert der Mittelwerte, gemessen an seinem fairen Anteil
-# $1/N$? In einem laufenden Notebook (Jupyter, Colab) zeichnen die Schieberegler unten die Abbildung neu;
-# auf der Website und in den Notebook-Tests wird sie einmal mit den Voreinstellungen gezeichnet
-# (`aptt_edu.widgets.explore`).
+# $1/N$? In einem laufenden Notebook (Jupyter, Colab) zeichnen die Schieberegler unten die
+# Abbildung neu; auf der Website und in den Notebook-Tests wird sie einmal mit den Voreinstellungen
+# gezeichnet (`aptt_edu.widgets.explore`). Die Balken entsprechen denen der linken Abbildung oben;
+# im Titel steht, wie viel ein Token aus A und eines aus B wiegen, gemessen an ihrem fairen Anteil
+# („its fair share“).
 
 # %%
 from aptt_edu.widgets import explore
@@ -383,7 +398,7 @@ explore(draw_weights, N_A=(1, 64, 1, 2), N_B=(1, 64, 1, 28))
 #
 # The library's `LanguageModelingLoss` takes the same argument.
 # %% [markdown] de
-# ## 3. Die Korrektur: jeden Teil durch die Zahl des ganzen Batches teilen
+# ## 3. Die Korrektur: jeden Teil durch die Anzahl der Ziele im ganzen Batch teilen
 #
 # Wir zerlegen den Verlust des ganzen Batches nach Micro-Batches, *bevor* wir teilen:
 #
@@ -392,15 +407,16 @@ explore(draw_weights, N_A=(1, 64, 1, 2), N_B=(1, 64, 1, 28))
 #
 # Micro-Batch $m$ trägt also $S_m / N$ bei: seinen **summierten** Verlust, geteilt durch die Zahl
 # der gültigen Ziele des **ganzen** Batches. Der Gradient ist linear, also ergeben die aufsummierten
-# Gradienten genau $\sum_m \nabla S_m / N = \nabla \mathcal{L}$ — ganz gleich, wie die Zahlen
-# verteilt sind. $N$ muss bekannt sein, bevor der erste Micro-Batch rückwärts läuft, und das ist es:
-# Um die Labels zu zählen, die nicht `-100` sind, braucht man keinen Vorwärtsdurchlauf, nur die
-# Labels aller Micro-Batches. So sieht die Korrektur in der transformers-Bibliothek aus (Pull
-# Requests #34191 und #34198, Oktober 2024; #34283 reicht die Zahl an den Verlust der meisten
-# Modelle weiter): Der Trainer zählt die Ziele aller Micro-Batches eines Schritts und übergibt die Zahl als
-# `num_items_in_batch` an die Verlustfunktion.
+# Gradienten genau $\sum_m \nabla S_m / N = \nabla \mathcal{L}$ – ganz gleich, wie sich die Ziele
+# auf die Micro-Batches verteilen. $N$ muss bekannt sein, bevor für den ersten Micro-Batch der
+# Rückwärtsdurchlauf läuft, und das ist der Fall: Um die Labels zu zählen, die nicht `-100` sind,
+# braucht man keinen Vorwärtsdurchlauf, nur die Labels aller Micro-Batches. So sieht die Korrektur
+# in der transformers-Bibliothek aus (Pull Requests #34191 und #34198, Oktober 2024; #34283 reicht
+# die Zahl an den Verlust der meisten Modelle weiter): Der Trainer zählt die Ziele aller
+# Micro-Batches eines Schritts und übergibt diese Zahl als `num_items_in_batch` an die
+# Verlustfunktion.
 #
-# `LanguageModelingLoss` aus der Bibliothek nimmt dasselbe Argument.
+# `LanguageModelingLoss` aus der Bibliothek akzeptiert dasselbe Argument.
 
 # %%
 lab = padded(1)
@@ -446,7 +462,7 @@ assert not torch.allclose(g_naive, g_full, rtol=0, atol=1e-3)  # ... unequal wit
 # ## 4. Multi-Token-Prediction: eine Zahl pro Vorhersagetiefe
 #
 # `MultiTokenPredictionLoss` addiert die Verluste von $D$ zusätzlichen Vorhersagetiefen (Notebook
-# 03): Tiefe $k$ wird auf `labels[:, k:]` bewertet, das pro Zeile $k$ Positionen weniger *und ein
+# 03): Tiefe $k$ wird an `labels[:, k:]` gemessen, das pro Zeile $k$ Positionen weniger *und ein
 # anderes Padding* hat. Jeder Term ist ein Mittelwert über seine eigenen Ziele, also braucht jeder
 # Term die Zahl *seiner* Ziele im ganzen Batch: $N_0$ (Haupt-Head), $N_1, \dots, N_D$. `count_items`
 # liefert sie.
@@ -469,12 +485,13 @@ assert (mtp_loss.count_items(lab[A]) + mtp_loss.count_items(lab[B])).tolist() ==
 # are present. With the counts, the parts add up term by term, and so do the gradients — here for
 # the library's model with the simple MTP head:
 # %% [markdown] de
-# Die Zahlen unterscheiden sich je Tiefe (30, 30, 26 — Tiefe 1 verliert nur Position 0, die ohnehin
-# kein Ziel hat), und Micro-Batch A hat überhaupt kein Ziel für Tiefe 2. Eine einzige Zahl für alle Terme würde die Summe von Tiefe 2 durch 30 statt durch 26
-# teilen. Deshalb nimmt `num_items_in_batch` von `MultiTokenPredictionLoss` die $D + 1$ Zahlen; eine
-# einzelne Zahl wird abgelehnt, sobald MTP-Logits dabei sind. Mit den Zahlen summieren sich die
-# Teile Term für Term, und ebenso die Gradienten — hier für das Modell der Bibliothek mit dem
-# einfachen MTP-Head:
+# Die Zahlen unterscheiden sich je Tiefe (30, 30, 26 – Tiefe 1 verliert nur Position 0, die ohnehin
+# kein Ziel hat), und Micro-Batch A hat überhaupt kein Ziel für Tiefe 2. Eine einzige Zahl für alle
+# Terme würde die Summe von Tiefe 2 durch 30 statt durch 26 teilen. Deshalb erwartet
+# `num_items_in_batch` von `MultiTokenPredictionLoss` die $D + 1$ Zahlen; eine einzelne Zahl wird
+# abgelehnt, sobald MTP-Logits dabei sind. Mit diesen Zahlen summieren sich die Teile Term für Term
+# zum Ganzen, und ebenso die Gradienten – hier für das Modell der Bibliothek mit dem einfachen
+# MTP-Head:
 
 # %%
 torch.manual_seed(0)
@@ -504,12 +521,14 @@ except ValueError as e:
 # of the whole step, an `int` — the count each micro-batch's sum is divided by. Fill in the function below and run the `check` cell: it tests your code on several inputs and, if something is off, says which mistake it sees. The solution is folded below the stub; try first.
 
 # %% [markdown] de
-# ### Aufgabe: Die Zahl des ganzen Schritts
+# ### Aufgabe: Die Zahl der Ziele im ganzen Schritt
 #
 # Schreiben Sie `my_num_items_in_batch(micro_labels)`: für die Labels aller Micro-Batches eines
 # Optimiererschritts (eine Liste von `(b, T)`-Tensoren, `-100` für „kein Ziel“) die Zahl der gültigen
-# Ziele des ganzen Schritts, ein `int` — die Zahl, durch die die Summe jedes Micro-Batches geteilt
-# wird. Füllen Sie die Funktion unten aus und führen Sie die `check`-Zelle aus: Sie testet Ihren Code an mehreren Eingaben und sagt, welchen Fehler sie erkennt, falls etwas nicht stimmt. Die Lösung ist unter dem Gerüst eingeklappt; versuchen Sie es zuerst selbst.
+# Ziele des ganzen Schritts, ein `int` – die Zahl, durch die die Summe jedes Micro-Batches geteilt
+# wird. Füllen Sie die Funktion unten aus und führen Sie die `check`-Zelle aus: Sie testet Ihren
+# Code an mehreren Eingaben und sagt, welchen Fehler sie erkennt, falls etwas nicht stimmt. Die
+# Lösung ist unter dem Gerüst eingeklappt; versuchen Sie es zuerst selbst.
 
 # %%
 def my_num_items_in_batch(micro_labels):
@@ -534,9 +553,11 @@ result = check("num_items_in_batch", my_num_items_in_batch, lang=LANG)
 # ### Aufgabe: Verluste zum Akkumulieren
 #
 # Schreiben Sie `my_accumulated_losses(micro_logits, micro_labels)`: für Micro-Batches aus Logits
-# `(b, T, V)` und Labels `(b, T)` die Liste der Verluste, auf denen `backward()` aufgerufen wird,
-# einer pro Micro-Batch, sodass die summierten Gradienten dem Gradienten des mittleren Verlusts des
-# *ganzen* Batches gleichen. Füllen Sie die Funktion unten aus und führen Sie die `check`-Zelle aus: Sie testet Ihren Code an mehreren Eingaben und sagt, welchen Fehler sie erkennt, falls etwas nicht stimmt. Die Lösung ist unter dem Gerüst eingeklappt; versuchen Sie es zuerst selbst.
+# `(b, T, V)` und Labels `(b, T)` die Liste der Verluste, für die `backward()` aufgerufen wird, einer
+# pro Micro-Batch, sodass die summierten Gradienten gleich dem Gradienten des mittleren Verlusts des
+# *ganzen* Batches sind. Füllen Sie die Funktion unten aus und führen Sie die `check`-Zelle aus: Sie
+# testet Ihren Code an mehreren Eingaben und sagt, welchen Fehler sie erkennt, falls etwas nicht
+# stimmt. Die Lösung ist unter dem Gerüst eingeklappt; versuchen Sie es zuerst selbst.
 
 # %%
 def my_accumulated_losses(micro_logits, micro_labels):
@@ -588,10 +609,10 @@ result = check("accumulated_loss", my_accumulated_losses, lang=LANG)
 # \quad\Rightarrow\quad \frac{1}{W}\sum_r \nabla \mathcal{L}_r = \sum_r \frac{\nabla S_r}{N}
 # = \nabla\mathcal{L}$$
 #
-# verwenden, mit $N$, der Zahl des **globalen** Batches. Jeder Rank kennt $N$ ohne Kommunikation,
-# wenn alle Ranks denselben globalen Batch ziehen (gleicher Seed) und erst dann ihren Teil nehmen,
-# so wie `aptt_edu.train` es macht; sonst summieren die Ranks ihre lokalen Zahlen mit einem
-# All-Reduce. Kommt Gradientenakkumulation hinzu, verwendet jeder Micro-Batch jedes Ranks
+# verwenden, wobei $N$ die Zahl der Ziele im **globalen** Batch ist. Jeder Rank kennt $N$ ohne
+# Kommunikation, wenn alle Ranks denselben globalen Batch ziehen (gleicher Seed) und erst dann ihren
+# Teil nehmen, so wie `aptt_edu.train` es macht; sonst summieren die Ranks ihre lokalen Zahlen mit
+# einem All-Reduce. Kommt Gradientenakkumulation hinzu, verwendet jeder Micro-Batch jedes Ranks
 # $W \cdot S_{r,m} / N$.
 #
 # Wir prüfen die Algebra in diesem einen Prozess: zwei „Ranks“, Rank 0 mit Micro-Batch A und Rank 1
@@ -639,12 +660,12 @@ assert rel_error(g_ddp_local_mean, g_full) > 1.0  # each rank's own mean: the bu
 #
 # ### Metriken über mehrere Prozesse: Summen, nicht Mittelwerte
 #
-# Dieselbe Regel gilt bei der Auswertung. Die Perplexität eines auf die Ranks verteilten
-# Validierungssatzes ist $\exp(\sum \mathrm{NLL} / \sum N)$ über alle Ranks, nicht der Mittelwert
-# der Perplexitäten der Ranks. `PerplexityMetric` und `TokenAccuracyMetric` speichern deshalb
-# *Summen* (`nll_sum`, `token_count`), und `compute()` addiert sie mit `torch.distributed.all_reduce`
-# über alle Ranks, sobald eine Prozessgruppe initialisiert ist; dann liefert jeder Rank den globalen
-# Wert. Hier sind die beiden „Ranks“ zwei Metrik-Objekte, und das All-Reduce ist eine Addition:
+# Dieselbe Regel gilt bei der Auswertung. Die Perplexität von Validierungsdaten, die auf die Ranks
+# verteilt sind, ist $\exp(\sum \mathrm{NLL} / \sum N)$ über alle Ranks, nicht der Mittelwert der
+# Perplexitäten der Ranks. `PerplexityMetric` und `TokenAccuracyMetric` speichern deshalb *Summen*
+# (`nll_sum`, `token_count`), und `compute()` addiert sie mit `torch.distributed.all_reduce` über
+# alle Ranks, sobald eine Prozessgruppe initialisiert ist; dann liefert jeder Rank den globalen Wert.
+# Hier sind die beiden „Ranks“ zwei Metrik-Objekte, und das All-Reduce ist eine Addition:
 
 # %%
 model.eval()
@@ -685,26 +706,26 @@ assert abs(mean_of_ppls - global_ppl) > 0.1
 # into micro-batches of 4, 3 and 3 rows — 56, 42 and 42 main targets, unequal counts — with the
 # simple MTP head at depth 2. With the fix, the training curve is the one of the full batch:
 # %% [markdown] de
-# `tests/test_distributed.py` führt das mit zwei echten Prozessen über das `gloo`-Backend aus und
+# `tests/test_distributed.py` führt das mit zwei echten Prozessen und dem `gloo`-Backend aus und
 # prüft, dass `compute()` auf beiden Ranks den Wert eines einzelnen Prozesses liefert.
 #
 # ## 6. Training mit der Bibliothek
 #
 # `aptt_edu.train` setzt all das um. `TrainConfig.grad_accum` (auf der Kommandozeile
-# `--grad-accum`) teilt jeden globalen Batch aus `batch_size` Zeilen in so viele Micro-Batches; der
-# Verlust jedes Micro-Batches ist seine Summe, geteilt durch die globalen Zahlen aus `count_items`,
-# Term für Term. Unter `torchrun` läuft dieselbe Schleife in jedem Prozess mit DDP, jeder Rank auf
-# seinem Teil des globalen Batches, mit dem Faktor $W$ aus Abschnitt 5 und `no_sync()` für alle
-# Micro-Batches außer dem letzten, sodass die Gradienten einmal pro Schritt per All-Reduce
-# zusammengeführt werden:
+# `--grad-accum`) teilt jeden globalen Batch aus `batch_size` Zeilen in entsprechend viele
+# Micro-Batches auf; der Verlust jedes Micro-Batches ist seine Summe, geteilt durch die globalen
+# Zahlen aus `count_items`, Term für Term. Unter `torchrun` läuft dieselbe Schleife in jedem Prozess
+# mit DDP, jeder Rank auf seinem Teil des globalen Batches, mit dem Faktor $W$ aus Abschnitt 5 und
+# `no_sync()` für alle Micro-Batches außer dem letzten, sodass die Gradienten einmal pro Schritt per
+# All-Reduce zusammengeführt werden:
 #
 # ```
 # torchrun --nproc_per_node 2 -m aptt_edu.train --batch-size 48 --grad-accum 2 --out runs/ddp
 # ```
 #
 # Der protokollierte Trainingsverlust ist der Mittelwert über den globalen Batch. Unten werden
-# 10 Zeilen pro Schritt in Micro-Batches aus 4, 3 und 3 Zeilen geteilt — 56, 42 und 42 Ziele des
-# Haupt-Heads, also ungleiche Zahlen —, mit dem einfachen MTP-Head der Tiefe 2. Mit der Korrektur
+# 10 Zeilen pro Schritt in Micro-Batches aus 4, 3 und 3 Zeilen geteilt – 56, 42 und 42 Ziele des
+# Haupt-Heads, also ungleiche Zahlen –, mit dem einfachen MTP-Head der Tiefe 2. Mit der Korrektur
 # ist die Trainingskurve die des ganzen Batches:
 
 # %% tags=["nbval-ignore-output"]
@@ -763,6 +784,13 @@ plt.show()
 #   sums and all-reduce them, never per-rank means.
 # * `aptt_edu.train` with `grad_accum` and under `torchrun` reproduces the full-batch run.
 # %% [markdown] de
+# In der Abbildung (Titel „full batch vs three unequal micro-batches: the same run“: ganzer Batch
+# oder drei ungleiche Micro-Batches – derselbe Lauf) gehören die dicke, blasse Linie und die Kreise
+# zum Lauf mit dem ganzen Batch (`grad_accum = 1`), die gestrichelte Linie und die Kreuze zum Lauf
+# mit drei Micro-Batches (`grad_accum = 3`). Blau ist die Zielfunktion des Trainings, Haupt-Head
+# plus MTP (`training objective`), orange der Validierungsverlust des Haupt-Heads
+# (`validation loss`).
+#
 # Die beiden Kurven liegen übereinander. `tests/test_distributed.py` startet den Befehl oben mit
 # zwei Prozessen über die Loopback-Schnittstelle und prüft, dass die Verluste in `history.json`, die
 # Gradientennormen und die Validierungsmetriken auf beiden Ranks mit einem Lauf in einem einzigen
@@ -770,20 +798,20 @@ plt.show()
 #
 # ## Zusammenfassung
 #
-# * Ein aufgeteilter Batch muss mit der Zahl des **ganzen** Batches normiert werden: Micro-Batch
-#   (oder Rank) $m$ trägt $S_m / N$ bei, seinen summierten Verlust geteilt durch die globale Zahl
-#   gültiger Ziele. Dann ergeben die Teile genau den Verlust des ganzen Batches und ihre Gradienten
-#   genau dessen Gradienten.
+# * Ein aufgeteilter Batch muss mit der Zahl der Ziele im **ganzen** Batch normiert werden:
+#   Micro-Batch (oder Rank) $m$ trägt $S_m / N$ bei, seinen summierten Verlust geteilt durch die
+#   globale Zahl gültiger Ziele. Dann ergeben die Teile genau den Verlust des ganzen Batches und ihre
+#   Gradienten genau dessen Gradienten.
 # * Der Mittelwert der Mittelwerte der Micro-Batches gibt einem Token das Gewicht $1/(M N_m)$ statt
 #   $1/N$. Bei 2 und 28 Zielen zählte ein Token des kurzen Micro-Batches 7,5-mal so viel, wie ihm
 #   zusteht, der Verlust war mehr als dreimal zu groß und der Fehler des Gradienten größer als der
 #   Gradient selbst; nur bei gleichen Zahlen stimmen beide Rezepte überein.
 # * $N$ ist vor dem ersten Rückwärtsdurchlauf bekannt: Man zählt die Labels. `LanguageModelingLoss`
-#   und `linear_cross_entropy` nehmen sie als `num_items_in_batch`; `MultiTokenPredictionLoss` nimmt
-#   eine Zahl pro Term, $N_0, N_1, \dots, N_D$, aus `count_items`, denn jede Tiefe hat ihre eigenen
-#   Ziele.
+#   und `linear_cross_entropy` nehmen diese Zahl als `num_items_in_batch` entgegen;
+#   `MultiTokenPredictionLoss` erwartet eine Zahl pro Term, $N_0, N_1, \dots, N_D$, aus
+#   `count_items`, denn jede Tiefe hat ihre eigenen Ziele.
 # * DDP mittelt die Gradienten über $W$ Ranks, also ist der Verlust jedes Ranks $W \cdot S_r / N$.
-#   Metriken speichern Summen und summieren sie per All-Reduce, nie Mittelwerte pro Rank.
+#   Metriken speichern Summen, nie Mittelwerte pro Rank, und summieren sie per All-Reduce.
 # * `aptt_edu.train` mit `grad_accum` und unter `torchrun` reproduziert den Lauf mit dem ganzen
 #   Batch.
 
@@ -805,15 +833,15 @@ plt.show()
 # ## Verständnisfragen
 #
 # 1. Micro-Batch A hat 2 Ziele, B hat 28. Jeder wird für sich gemittelt, dann werden die beiden Mittelwerte gemittelt. Wie viel wiegt ein Token von A gegenüber einem Token von B?
-#    <details><summary>Antwort</summary>1/4 gegenüber 1/56: Ein Token von A zählt 14-mal so viel wie eines von B, während der Mittelwert des Batches alle 30 Tokens gleich gewichtet.</details>
-# 2. Warum muss die Zahl N vor dem ersten Rückwärtsdurchlauf bekannt sein, und warum ist das möglich?
+#    <details><summary>Antwort</summary>1/4 gegenüber 1/56: Ein Token von A zählt 14-mal so viel wie eines von B, während der Mittelwert des Batches alle 30 Tokens gleich gewichten würde.</details>
+# 2. Warum muss die Zahl N bekannt sein, bevor für den ersten Micro-Batch der Rückwärtsdurchlauf läuft, und warum ist das möglich?
 #    <details><summary>Antwort</summary>Der Anteil S_m / N jedes Micro-Batches wird sofort zurückpropagiert. Um die Labels zu zählen, die nicht −100 sind, braucht man nur die Labels aller Micro-Batches, keinen Vorwärtsdurchlauf.</details>
 # 3. Warum braucht jede MTP-Tiefe eine eigene Zahl?
-#    <details><summary>Antwort</summary>Tiefe k wird an labels[:, k:] gemessen: k Positionen weniger pro Zeile und anderes Padding, also unterscheidet sich N_k von der Hauptzahl.</details>
-# 4. DDP mittelt die Gradienten von W Prozessen. Welchen Verlust muss Rang r zurückpropagieren, damit das Ergebnis der Mittelwert des globalen Batches ist?
-#    <details><summary>Antwort</summary>W · S_r / N, mit S_r seinem summierten Verlust und N der Zahl des globalen Batches.</details>
+#    <details><summary>Antwort</summary>Tiefe k wird an labels[:, k:] gemessen: k Positionen weniger pro Zeile und anderes Padding, also unterscheidet sich N_k von der Zahl des Haupt-Heads.</details>
+# 4. DDP mittelt die Gradienten von W Prozessen. Welchen Verlust muss Rank r zurückpropagieren, damit das Ergebnis der Mittelwert des globalen Batches ist?
+#    <details><summary>Antwort</summary>W · S_r / N, wobei S_r sein summierter Verlust und N die Zahl der Ziele im globalen Batch ist.</details>
 # 5. Wann stimmen der naive Mittelwert der Mittelwerte und die richtige Normierung überein?
-#    <details><summary>Antwort</summary>Wenn jeder Micro-Batch (und jeder Rang) gleich viele gültige Ziele hat, etwa bei Zeilen fester Länge ohne Padding und ohne maskierte Grenzen.</details>
+#    <details><summary>Antwort</summary>Wenn jeder Micro-Batch (und jeder Rank) gleich viele gültige Ziele hat, etwa bei Zeilen fester Länge ohne Padding und ohne maskierte Grenzen.</details>
 
 # %% [markdown] en
 # **References.** Hugging Face (2024). *Fixing Gradient Accumulation* (lysandre, ArthurZ,
@@ -830,10 +858,10 @@ plt.show()
 # **Quellen.** Hugging Face (2024). *Fixing Gradient Accumulation* (lysandre, ArthurZ,
 # muellerzr, ydshieh, BenjaminB), https://huggingface.co/blog/gradient_accumulation ·
 # Unsloth (2024). *Bugs in LLM Training — Gradient Accumulation Fix*, https://unsloth.ai/blog/gradient ·
-# huggingface/transformers Pull-Requests #34191 "Fix Gradient Accumulation issue",
+# huggingface/transformers Pull-Requests #34191 „Fix Gradient Accumulation issue“,
 # https://github.com/huggingface/transformers/pull/34191, #34198,
-# https://github.com/huggingface/transformers/pull/34198 und #34283 "Enable Gradient Accumulation
-# fix across all models + trainer fully in forward()",
+# https://github.com/huggingface/transformers/pull/34198 und #34283 „Enable Gradient Accumulation
+# fix across all models + trainer fully in forward()“,
 # https://github.com/huggingface/transformers/pull/34283 · PyTorch-Dokumentation,
 # *DistributedDataParallel* (Gradienten werden über die Prozesse gemittelt; `no_sync`),
 # https://pytorch.org/docs/stable/generated/torch.nn.parallel.DistributedDataParallel.html
