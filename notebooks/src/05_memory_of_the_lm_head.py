@@ -439,11 +439,11 @@ z = F.linear(h, W).requires_grad_()  # (1, N, V) logits, a leaf so that autograd
 loss_fn(z, y).backward()
 
 valid = y[0] != -100  # (N,)
-w = valid.float() / valid.sum()  # (N,) $w_i = [y_i \ne \text{ignore}] / N_\text{valid}$
-# $q = (1-\varepsilon)\,\mathrm{onehot}(y) + \varepsilon / V$
+w = valid.float() / valid.sum()  # (N,) w_i = [y_i ≠ ignore] / N_valid
+# q = (1 − ε) · onehot(y) + ε / V
 q = (1 - eps) * F.one_hot(y[0].clamp(min=0), V_s) + eps / V_s  # (N, V)
 p = z[0].detach().softmax(dim=-1)  # (N, V)
-delta = p - q  # (N, V) $\delta = \partial\ell/\partial z$
+delta = p - q  # (N, V) δ = ∂ℓ/∂z
 print("dL/dz: w * (p - q) == autograd:", torch.allclose(w[:, None] * delta, z.grad[0], atol=1e-7))
 assert torch.allclose(w[:, None] * delta, z.grad[0], atol=1e-7)
 
@@ -534,11 +534,11 @@ def chunked_by_hand(h, W, y, eps, C):
         z_c = h_c @ W.T  # (C, V): the only V-wide tensors live inside this loop body
         log_p = z_c.log_softmax(dim=-1)  # (C, V)
         q_c = (1 - eps) * F.one_hot(y_c.clamp(min=0), V) + eps / V  # (C, V)
-        # $\mathcal{L} \mathrel{+}= \sum_{i \in c} w_i \ell_i$ with $\ell_i = -\sum_v q_{iv} \log p_{iv}$
+        # L += Σ_{i∈c} w_i ℓ_i with ℓ_i = −Σ_v q_iv log p_iv
         loss += (w_c * -(q_c * log_p).sum(dim=-1)).sum()
-        delta = w_c[:, None] * (log_p.exp() - q_c)  # (C, V) $w_i (p_i - q_i)$
-        grad_h[rows] = delta @ W  # (C, d) $w_i \delta_i W$
-        grad_W += delta.T @ h_c  # (V, d) $\mathrel{+}= \sum_{i \in c} w_i \delta_i^\top h_i$
+        delta = w_c[:, None] * (log_p.exp() - q_c)  # (C, V) w_i (p_i − q_i)
+        grad_h[rows] = delta @ W  # (C, d) w_i δ_i W
+        grad_W += delta.T @ h_c  # (V, d) += Σ_{i∈c} w_i δ_iᵀ h_i
     return loss, grad_h.reshape(1, -1, h.shape[-1]), grad_W
 
 
@@ -789,7 +789,7 @@ plt.show()
 # %% tags=["nbval-ignore-output"]
 naive_m = [measured["naive", n, "float32"] for n in SWEEP]
 chunk_m = [measured["chunked", n, "float32"] for n in SWEEP]
-# linear growth: least-squares slope over N >= C, in bytes per token, vs $3 \cdot V \cdot 4 + 4d$
+# linear growth: least-squares slope over N >= C, in bytes per token, vs 3·V·4 + 4d
 big = [(n, m) for n, m in zip(SWEEP, naive_m) if n >= DEFAULT_CHUNK_SIZE]
 n_mean = sum(n for n, _ in big) / len(big)
 m_mean = sum(m for _, m in big) / len(big)
