@@ -496,22 +496,46 @@ result = check("label_smoothing", my_label_smoothing, lang=LANG)
 # *einfache* Kreuzentropie, damit beide Läufe vergleichbar sind.
 
 # %% tags=["nbval-ignore-output"]
-from aptt_edu.data import make_inputs_and_labels
+from aptt_edu.data import ToyLanguage, make_inputs_and_labels
 from aptt_edu.plotting import plot_loss_curves
 from aptt_edu.train import TrainConfig, train
 
 runs = {f"ε = {e}": train(TrainConfig(label_smoothing=e, seed=0, progress=False)) for e in (0.0, 0.1)}
 H = runs["ε = 0.0"].entropy_rate
+
+# The smoothed run's own floor: per context, smoothed CE is minimised by p* = (1-ε) P + ε/V
+# (section 4, now with the source's distribution P instead of one target), and the plain CE of p*
+# on the source is  H_ε = Σ_c π(c) Σ_x P(x|c) · (−log p*(x|c))  >  H  (Gibbs: p* ≠ P).
+lang = ToyLanguage(TrainConfig().toy_vocab_size, seed=0)  # the language these runs trained on
+assert lang.entropy_rate == H
+eps, V_toy = 0.1, lang.vocab_size
+p_star = (1 - eps) * lang.transition + eps / V_toy  # (V, V, V): p*(x | a, b)
+H_eps = float((lang.stationary_dist[..., None] * lang.transition * -p_star.log()).sum())
+assert H_eps > H  # exact: the best smoothed model cannot reach H in plain cross-entropy
+
 for name, h in runs.items():
     print(f"{name}: final validation loss {h.val_loss[-1]:.4f} nats, gap to H = {h.val_loss[-1] - H:.4f}")
-print(f"entropy rate H = {H:.4f} nats/token")
-ax = plot_loss_curves(runs, floor=H, ylim=(H - 0.1, H + 1.0))
+print(f"entropy rate H = {H:.4f} nats/token; floor of the best ε = 0.1 model H_ε = {H_eps:.4f}")
+gap = runs["ε = 0.1"].val_loss[-1] - H
+print(f"share of the ε = 0.1 run's gap to H that is the price of the smoothed target: "
+      f"{(H_eps - H) / gap:.0%}")
+ax = plot_loss_curves(runs, floor=H, ylim=(H - 0.1, math.log(V_toy) + 0.1))  # from log V down
+ax.axhline(H_eps, color="C1", linestyle=":", linewidth=1.2)
+ax.annotate(rf"floor of ε = 0.1: $H_\varepsilon$ = {H_eps:.3f}", xy=(0.0, H_eps),
+            xycoords=("axes fraction", "data"), xytext=(6, 4), textcoords="offset points",
+            ha="left", va="bottom", color="C1")  # left end, above the line: the curves are high there
 ax.set_title("Validation loss (thick) and training loss (faint)")
 plt.show()
 
 # %% [markdown] en
 # The faint training curve of the smoothed run sits higher: it includes the smoothing term, which
-# cannot go to zero (section 4). What matters is the validation loss.
+# cannot go to zero (section 4). What matters is the validation loss, and for the smoothed run it
+# has a floor of its own. The best model under the smoothed loss predicts
+# $p^* = (1-\varepsilon)\,P + \varepsilon / V$ rather than the source's $P$ (section 4's optimum,
+# averaged over the source's next tokens), so even that ideal model pays
+# $H_\varepsilon = \sum_c \pi(c) \sum_x P(x \mid c)\,\bigl(-\log p^*(x \mid c)\bigr) > H$ in
+# plain cross-entropy: the dotted line. Most of the smoothed run's gap to $H$ (the share printed
+# above) is this price of its target, not worse learning.
 #
 # ### Calibration: does a predicted 80 % come true 80 % of the time?
 #
@@ -524,7 +548,14 @@ plt.show()
 # model is the one that predicts it exactly — let us look at what smoothing does here.
 # %% [markdown] de
 # Die blasse Trainingskurve des geglätteten Laufs liegt höher: Sie enthält den Glättungsterm, der
-# nicht gegen null gehen kann (Abschnitt 4). Entscheidend ist der Validierungsverlust.
+# nicht gegen null gehen kann (Abschnitt 4). Entscheidend ist der Validierungsverlust, und für den
+# geglätteten Lauf hat er eine eigene Untergrenze. Das beste Modell unter dem geglätteten Verlust
+# sagt $p^* = (1-\varepsilon)\,P + \varepsilon / V$ vorher statt der Verteilung $P$ der Quelle (das
+# Optimum aus Abschnitt 4, gemittelt über die nächsten Tokens der Quelle); selbst dieses ideale
+# Modell zahlt deshalb in einfacher Kreuzentropie
+# $H_\varepsilon = \sum_c \pi(c) \sum_x P(x \mid c)\,\bigl(-\log p^*(x \mid c)\bigr) > H$: die
+# gepunktete Linie. Der größte Teil des Abstands des geglätteten Laufs zu $H$ (der oben ausgegebene
+# Anteil) ist dieser Preis seines Ziels, kein schlechteres Lernen.
 #
 # ### Kalibrierung: Trifft eine Vorhersage mit 80 % Konfidenz auch in 80 % der Fälle zu?
 #

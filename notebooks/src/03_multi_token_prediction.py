@@ -75,7 +75,6 @@
 # %%
 import matplotlib.pyplot as plt
 import torch
-from matplotlib.patches import FancyBboxPatch
 from torch import nn
 
 from aptt_edu import shift_labels
@@ -87,6 +86,7 @@ from aptt_edu.heads.language_modeling import (
     MultiTokenPredictionHead,
 )
 from aptt_edu.loss.language_modeling import MultiTokenPredictionLoss
+from aptt_edu.plotting import draw_deepseek_mtp
 
 torch.manual_seed(0)
 torch.set_num_threads(1)  # one thread: the same float results on any machine, steadier timings
@@ -376,68 +376,8 @@ assert n_main == V * d and n_mtp == D * V * d
 # Attention-Variante (MLA) und Mixture of Experts.
 
 # %%
-def box(ax, xy, text, color="#dbe9f6", w=1.9, h=0.55):
-    """A rounded box centred at xy; returns its centre."""
-    x, y = xy
-    ax.add_patch(FancyBboxPatch((x - w / 2, y - h / 2), w, h, boxstyle="round,pad=0.05",
-                                fc=color, ec="0.3", lw=1))
-    ax.text(x, y, text, ha="center", va="center", fontsize=9)
-    return xy
-
-
-def arrow(ax, a, b, shrink=16):
-    """An arrow from point a to point b, shortened by `shrink` points at both ends."""
-    ax.annotate("", xy=b, xytext=a, arrowprops={"arrowstyle": "-|>", "color": "0.2", "lw": 1.2,
-                                                "shrinkA": shrink, "shrinkB": shrink})
-
-
-def shared_link(ax, x0, x1, y):
-    """Dashed orange line between two boxes that hold the same weight matrix."""
-    ax.plot([x0, x1], [y, y], ls="--", color="#d08a2e", lw=1.2)
-
-
-shared = "#f8d7a8"  # the main model's embedding and output head
-fig, ax = plt.subplots(figsize=(11, 6.6))
-# main model (column x = 0)
-tok0 = box(ax, (0, 0), r"tokens $t_1 \dots t_T$", "white")
-emb0 = box(ax, (0, 1), "Emb (shared)", shared)
-trm0 = box(ax, (0, 2.9), "main model:\n$L$ Transformer blocks", "#c9e4c5", h=0.9)
-h_prev = box(ax, (0, 4.8), r"$h^0_i$", "white", w=0.8)
-out0 = box(ax, (0, 5.7), "OutHead (shared)", shared)
-p0 = box(ax, (0, 6.6), r"$P^0_{i+1}$: predicts $t_{i+1}$", "white", w=2.2)
-for a, b in [(tok0, emb0), (emb0, trm0), (trm0, h_prev), (h_prev, out0), (out0, p0)]:
-    arrow(ax, a, b)
-ax.text(0, 7.25, "main model", ha="center", fontsize=11, weight="bold")
-x_emb, x_out = 0.0, 0.0  # centres of the previous Emb / OutHead, for the shared links
-for k in (1, 2):
-    x = 3.8 * k  # module centre; hidden path on the left (xl), token path on the right (xr)
-    xl, xr = x - 1.0, x + 1.0
-    tok = box(ax, (xr, 0), rf"true token $t_{{i+{k}}}$", "white", w=1.5)
-    emb = box(ax, (xr, 1), "Emb (shared)", shared, w=1.5)
-    n_e = box(ax, (xr, 2), "RMSNorm", w=1.3)
-    n_h = box(ax, (xl, 2), "RMSNorm", w=1.3)
-    cat = box(ax, (x, 3), rf"$[\,\cdot\,;\,\cdot\,]$ $\to$ $M_{k}$", w=1.6)
-    trm = box(ax, (x, 3.9), rf"$\mathrm{{TRM}}_{k}$ (1 block)", "#c9e4c5", w=1.6)
-    hk = box(ax, (x, 4.8), rf"$h^{k}_i$", "white", w=0.8)
-    out = box(ax, (x, 5.7), "OutHead (shared)", shared)
-    pk = box(ax, (x, 6.6), rf"$P^{k}_{{i+{k + 1}}}$: predicts $t_{{i+{k + 1}}}$", "white", w=2.2)
-    for a, b in [(tok, emb), (emb, n_e), (n_e, cat), (n_h, cat), (cat, trm), (trm, hk), (hk, out),
-                 (out, pk)]:
-        arrow(ax, a, b)
-    # the causal chain: h^{k-1} goes right, then down into depth k's RMSNorm
-    ax.plot([h_prev[0] + 0.45, xl], [4.8, 4.8], color="0.2", lw=1.2)
-    arrow(ax, (xl, 4.8), (xl, 2.35), shrink=0)  # ends on the top edge of the RMSNorm box
-    ax.text((h_prev[0] + xl) / 2, 4.9, rf"$h^{k - 1}_i$", ha="center", va="bottom", fontsize=9)
-    shared_link(ax, x_out + 1.0, x - 1.0, 5.7)
-    shared_link(ax, x_emb + (1.0 if k == 1 else 0.8), xr - 0.8, 1.0)
-    h_prev, x_emb, x_out = hk, xr, x
-    ax.text(x, 7.25, f"MTP module k = {k}", ha="center", fontsize=11, weight="bold")
-ax.text(3.8, -0.75, "dashed orange: the same weight matrix, shared with the main model",
-        ha="center", color="#b06a10", fontsize=9)
-ax.set_xlim(-1.2, 9.6)
-ax.set_ylim(-1.0, 7.5)
-ax.axis("off")
-ax.set_title("DeepSeek-V3 multi-token prediction (§2.2, Eq. 21–23), drawn for D = 2", pad=12)
+# the drawing code lives in aptt_edu/plotting.py (draw_deepseek_mtp), out of the lesson's way
+draw_deepseek_mtp(depth=2)
 plt.show()
 
 # %% [markdown] en
