@@ -925,6 +925,9 @@ assert 0.02 < overhead["V3 size, dense, L=61"][0] < overhead["V3 size, dense, L=
 # one step later the main model, now reading $t_{i+1}$, checks whether it would have said the same.
 # DeepSeek-V3 reports that "the acceptance rate of the second token prediction ranges between 85%
 # and 90% across various generation topics", which gives 1.8 times the tokens per second (§5.4.3).
+# The design note says the opposite: "Kein Impact auf Inference Speed (MTP wird nicht verwendet)"
+# (no impact on inference speed, MTP is not used). That holds only for a model that drops the
+# module; kept as a draft, it is what makes decoding faster, and this section measures by how much.
 #
 # We measure the simplest version of this on the validation set: with the true tokens fed in
 # (teacher forcing) and greedy decoding, how often is the argmax of the depth-1 logits at position
@@ -943,7 +946,9 @@ assert 0.02 < overhead["V3 size, dense, L=61"][0] < overhead["V3 size, dense, L=
 # liest, ob es dasselbe gesagt hätte. DeepSeek-V3 berichtet für die Vorhersage des zweiten Tokens eine
 # Akzeptanzrate zwischen 85 % und 90 % („the acceptance rate of the second token prediction ranges
 # between 85% and 90% across various generation topics“), was 1,8-mal so viele Tokens pro Sekunde
-# ergibt (§5.4.3).
+# ergibt (§5.4.3). Die Entwurfsnotiz sagt das Gegenteil: „Kein Impact auf Inference Speed (MTP wird
+# nicht verwendet)“. Das stimmt nur für ein Modell, das das Modul weglässt; als Draft-Modell behalten,
+# macht es das Dekodieren schneller, und dieser Abschnitt misst, um wie viel.
 #
 # Wir messen die einfachste Form davon auf den Validierungsdaten: Wie oft ist – mit den wahren Tokens
 # als Eingabe (Teacher Forcing) und Greedy-Dekodierung – das Argmax der Tiefe-1-Logits an Position
