@@ -1,7 +1,8 @@
 # aptt-edu — two commands on a fresh machine:
 #   make demo   set up .venv, run the example and the training comparison (writes plots)
 #   make test   set up .venv, then ruff, mypy --strict, pytest (with the strict docs build), nbval
-#               (both editions), and the wheel test (notebooks run from an installed wheel)
+#               (worked edition, two kernel choices), and the wheel test (both editions run from
+#               an installed wheel)
 SHELL := /bin/bash
 PY_SYS ?= python3
 VENV := .venv
@@ -15,7 +16,7 @@ TORCH_FROM := $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
 OUT ?= runs/compare
 export NO_MKDOCS_2_WARNING := 1
 
-.PHONY: setup demo test lint lab wheel-test typecheck pytest nbval notebooks docs docs-test serve bench browser clean
+.PHONY: setup demo test lint lab wheel-test typecheck pytest nbval nbval-learner notebooks docs docs-test serve bench browser clean
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 $(VENV)/.installed: pyproject.toml
@@ -55,12 +56,15 @@ pytest: setup browser
 NBVAL := APTT_STATIC=1 $(PY) -m pytest -q -n 2 --dist loadscope -p no:cacheprovider --nbval \
 	--nbval-sanitize-with notebooks/sanitize.cfg notebooks/en notebooks/de
 # The learner edition (notebooks/exercises: stubs, no solutions, no outputs) must run top to bottom
-# without an error, every check saying "not solved yet": --nbval-lax runs it and compares nothing.
+# without an error, every check saying "not solved yet". `make test` runs it once, from the installed
+# wheel (wheel-test); `make nbval-learner` runs it here with --nbval-lax, comparing nothing.
 NBVAL_LEARNER := APTT_STATIC=1 $(PY) -m pytest -q -n 2 --dist loadscope -p no:cacheprovider \
 	--nbval-lax notebooks/exercises/en notebooks/exercises/de
 nbval: setup
 	$(NBVAL)
 	ATEN_CPU_CAPABILITY=default $(NBVAL)
+
+nbval-learner: setup
 	$(NBVAL_LEARNER)
 
 test: lint typecheck pytest nbval wheel-test

@@ -34,7 +34,6 @@ import argparse
 import gc
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -44,15 +43,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout, uninstalled
 
-from aptt_edu.loss.language_modeling import LanguageModelingLoss
-from aptt_edu.loss.linear_cross_entropy import (
-    DEFAULT_CHUNK_SIZE,
-    linear_cross_entropy,
-)
+from aptt_edu.loss.linear_cross_entropy import DEFAULT_CHUNK_SIZE
+from aptt_edu.memory import VARIANTS, make_inputs, peak_bytes_of_step
+from aptt_edu.memory import make_step as library_step
 
 MEMORY_TARGET = 1 / 8  # chunked peak memory ≤ naive / 8
 TIME_TARGET = 1.3  # chunked time ≤ 1.3 x naive
@@ -64,21 +60,6 @@ MIB = 2**20
 # ---------------------------------------------------------------------------------------------
 
 
-def make_inputs(
-    n_tokens: int, vocab: int, d_model: int, dtype: torch.dtype, device: str, seed: int = 0
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """``hidden (B, T, d)``, ``weight (V, d)`` (both requiring grad) and shifted ``labels (B, T)``."""
-    gen = torch.Generator().manual_seed(seed)
-    T = 1024 if n_tokens % 1024 == 0 else n_tokens
-    B = n_tokens // T
-    hidden = torch.randn(B, T, d_model, generator=gen).to(device, dtype).requires_grad_()
-    weight = (torch.randn(vocab, d_model, generator=gen) / d_model**0.5).to(device, dtype)
-    weight.requires_grad_()
-    labels = torch.randint(0, vocab, (B, T), generator=gen).to(device)
-    labels[:, -1] = -100  # the last position of each sequence has no target (shift_labels)
-    return hidden, weight, labels
-
-
 def make_step(
     variant: str,
     hidden: torch.Tensor,
@@ -87,19 +68,9 @@ def make_step(
     chunk_size: int,
 ) -> Callable[[], None]:
     """One forward + backward of the loss, as a closure."""
-    vocab = weight.shape[0]
-    if variant == "naive":
-        loss_fn = LanguageModelingLoss(vocab)
-
-        def step() -> None:
-            loss_fn(F.linear(hidden, weight), labels).backward()  # (B, T, V) logits
-
-    elif variant == "chunked":
-
-        def step() -> None:
-            linear_cross_entropy(hidden, weight, labels, chunk_size=chunk_size).backward()
-
-    elif variant == "liger":
+    if variant in VARIANTS:  # the library's two steps (aptt_edu.memory)
+        return library_step(variant, hidden, weight, labels, chunk_size)
+    if variant == "liger":
         from liger_kernel.transformers import LigerFusedLinearCrossEntropyLoss
 
         liger = LigerFusedLinearCrossEntropyLoss(ignore_index=-100)
@@ -134,53 +105,13 @@ def _sync(device: str) -> None:
 # ---------------------------------------------------------------------------------------------
 
 
-def _proc_status_kib(field: str) -> int | None:
-    """A ``kB`` field of ``/proc/self/status`` (Linux), or None."""
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith(field + ":"):
-                    return int(line.split()[1])
-    except OSError:
-        return None
-    return None
-
-
-def _reset_peak_rss() -> bool:
-    """Resets ``VmHWM`` to the current RSS (Linux ≥ 4.0); False where not possible."""
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-    except OSError:
-        return False
-    return True
-
-
 def measure_memory_here(args: argparse.Namespace) -> dict[str, Any]:
     """Child-process body: builds the inputs, runs one step, returns the step's peak in bytes."""
     dtype = getattr(torch, args.dtype)
     hidden, weight, labels = make_inputs(args.n, args.vocab, args.d_model, dtype, args.device)
     step = make_step(args.variant, hidden, weight, labels, args.chunk_size)
-    gc.collect()
-    if args.device == "cuda":
-        torch.cuda.synchronize()
-        torch.cuda.reset_peak_memory_stats()
-        base = torch.cuda.memory_allocated()
-        step()
-        torch.cuda.synchronize()
-        return {"peak_bytes": torch.cuda.max_memory_allocated() - base, "method": "cuda"}
-    base_kib = _proc_status_kib("VmRSS")
-    if base_kib is not None and _reset_peak_rss():
-        step()
-        peak_kib = _proc_status_kib("VmHWM")
-        method = "VmHWM"
-    else:  # peak since the process started; the set-up above stays below the step's peak
-        base_kib = base_kib or 0
-        step()
-        peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
-        method = "ru_maxrss"
-    assert peak_kib is not None
-    return {"peak_bytes": (peak_kib - base_kib) * 1024, "method": method}
+    peak, method = peak_bytes_of_step(step, args.device)
+    return {"peak_bytes": peak, "method": method}
 
 
 def measure_memory(variant: str, n: int, args: argparse.Namespace) -> int:

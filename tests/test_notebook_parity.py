@@ -107,3 +107,12 @@ def test_learner_edition_is_the_worked_one_without_solutions(name: str, lang: st
     nb = json.loads(learner.read_text(encoding="utf-8"))
     assert not any(c.get("outputs") for c in nb["cells"]), f"{learner} has outputs"
     assert not any("solution" in c.get("metadata", {}).get("tags", []) for c in nb["cells"])
+
+
+@pytest.mark.parametrize("name", PAIRS)
+def test_reads_no_file_of_the_repository(name: str) -> None:
+    # A notebook copied out of the wheel (`aptt-edu notebooks DEST`) has no checkout beside it: its
+    # code may use the installed package only, never benchmarks/, tests/ or a path found via __file__.
+    code = "\n".join(_cells(EN / name, "code"))
+    for marker in ("benchmarks", "sys.path", "__file__", "parents[", "notebooks/", "tests/"):
+        assert marker not in code, f"{name}: a code cell mentions {marker!r}"

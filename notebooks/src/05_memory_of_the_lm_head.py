@@ -63,15 +63,12 @@
 # sagt, was sie zeigen.
 
 # %%
-import sys
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import matplotlib.pyplot as plt
 import torch
 import torch.nn.functional as F
 
-import aptt_edu
 from aptt_edu.exercises import check
 from aptt_edu.heads.language_modeling import LanguageModelingHead
 from aptt_edu.loss.language_modeling import LanguageModelingLoss
@@ -681,12 +678,12 @@ result = check("chunked_cross_entropy", my_chunked_cross_entropy, lang=LANG)
 # %% [markdown] en
 # ## 4. Measured: peak memory vs tokens
 #
-# Predictions are cheap; now we measure. `benchmarks/bench_chunked_loss.py` runs one forward and
+# Predictions are cheap; now we measure. `aptt_edu.memory.measure_peak` runs one forward and
 # backward step of the loss in a **fresh Python process** and reports how much the process's peak
 # resident memory rose during that step (on Linux the `VmHWM` counter of `/proc/self/status`, reset
 # just before the step). A fresh process per measurement means that no variant inherits pages
-# another one freed. We import its function `measure_memory` instead of copying it, and run two
-# processes at a time (each one measures only itself).
+# another one freed (`benchmarks/bench_chunked_loss.py` measures with the same function and adds
+# timings). We run two processes at a time; each one measures only itself.
 #
 # The sizes are chosen to run in seconds on a laptop CPU: $V$ = 32,000 (Llama 2's vocabulary),
 # $d$ = 64, $N$ from 256 to 2048 tokens, fp32, plus the plain step with **bf16** inputs at the
@@ -695,13 +692,14 @@ result = check("chunked_cross_entropy", my_chunked_cross_entropy, lang=LANG)
 # %% [markdown] de
 # ## 4. Gemessen: maximaler Speicherbedarf in Abhängigkeit von der Tokenzahl
 #
-# Vorhersagen sind billig; jetzt wird gemessen. `benchmarks/bench_chunked_loss.py` führt einen
+# Vorhersagen sind billig; jetzt wird gemessen. `aptt_edu.memory.measure_peak` führt einen
 # Vorwärts- und Rückwärtsdurchlauf der Verlustfunktion in einem **frischen Python-Prozess** aus und
 # meldet, um wie viel der maximale residente Speicher des Prozesses während dieses Schritts
 # gestiegen ist (unter Linux der Zähler `VmHWM` aus `/proc/self/status`, direkt vor dem Schritt
 # zurückgesetzt). Ein frischer Prozess pro Messung sorgt dafür, dass keine Variante Speicherseiten
-# erbt, die eine andere freigegeben hat. Wir importieren seine Funktion `measure_memory`, statt sie
-# zu kopieren, und lassen je zwei Prozesse gleichzeitig laufen (jeder misst nur sich selbst).
+# erbt, die eine andere freigegeben hat (`benchmarks/bench_chunked_loss.py` misst mit derselben
+# Funktion und ergänzt Zeitmessungen). Wir lassen je zwei Prozesse gleichzeitig laufen; jeder misst
+# nur sich selbst.
 #
 # Die Größen sind so gewählt, dass alles auf einer Laptop-CPU in Sekunden läuft: $V$ = 32.000 (das
 # Vokabular von Llama 2), $d$ = 64, $N$ von 256 bis 2048 Tokens, fp32, dazu der gewöhnliche Schritt
@@ -709,19 +707,14 @@ result = check("chunked_cross_entropy", my_chunked_cross_entropy, lang=LANG)
 # Speicher, auf den es ankommt, $N \cdot V$, hängt nicht von $d$ ab.
 
 # %% tags=["nbval-ignore-output"]
-ROOT = Path(aptt_edu.__file__).resolve().parents[1]  # the checkout (editable install)
-assert (ROOT / "benchmarks").is_dir(), "run from a checkout with `pip install -e .`"
-sys.path.insert(0, str(ROOT / "benchmarks"))
-import bench_chunked_loss as bench  # noqa: E402
+from aptt_edu.memory import measure_peak
 
 V_m, d_m, SWEEP = 32_000, 64, [256, 512, 1024, 2048]
-fp32_args = bench.parse_args(["--vocab", str(V_m), "--d-model", str(d_m), "--threads", "1"])
-bf16_args = bench.parse_args(["--vocab", str(V_m), "--d-model", str(d_m), "--threads", "1", "--dtype", "bfloat16"])
-jobs = [(variant, n, fp32_args) for n in SWEEP for variant in ("naive", "chunked")]
-jobs.append(("naive", SWEEP[-1], bf16_args))
+jobs = [(variant, n, "float32") for n in SWEEP for variant in ("naive", "chunked")]
+jobs.append(("naive", SWEEP[-1], "bfloat16"))
 with ThreadPoolExecutor(max_workers=2) as pool:  # each job starts its own fresh process
-    peaks = list(pool.map(lambda job: bench.measure_memory(*job), jobs))  # bytes
-measured = {(v, n, a.dtype): peak for (v, n, a), peak in zip(jobs, peaks)}
+    peaks = list(pool.map(lambda job: measure_peak(job[0], job[1], vocab=V_m, d_model=d_m, dtype=job[2]), jobs))
+measured = dict(zip(jobs, peaks))  # (variant, N, dtype) -> bytes
 
 print(f"V = {V_m:,}, d = {d_m}, C = {DEFAULT_CHUNK_SIZE}; peak memory added by one step, MiB\n")
 print(f"{'N':>5} | {'plain: measured':>15} {'predicted':>9} | {'chunked: measured':>17} {'predicted':>9}"
