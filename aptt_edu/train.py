@@ -816,19 +816,22 @@ def save_loss_curves(histories: dict[str, History], path: str | Path) -> None:
     plt.close(fig)
 
 
-def summary_markdown(histories: dict[str, History], wall_s: float | None = None) -> str:
+def summary_markdown(
+    histories: dict[str, History], wall_s: float | None = None, heading: bool = True
+) -> str:
     """The comparison table of :func:`compare` as Markdown, with how to read it.
 
     Args:
         histories: Runs by variant name; the first is the reference for the timing columns.
         wall_s: Total wall time of the comparison, reported if given.
+        heading: Start with a level-1 title (for ``summary.md``); ``False`` inside a page that has
+            its own title, such as a notebook.
     """
     ref = next(iter(histories.values()))
     floor, cfg = ref.entropy_rate, ref.config
     layers = f"{cfg['n_layer']} layer{'s' if cfg['n_layer'] != 1 else ''}"
-    lines = [
-        "# Output-side variants on the same data",
-        "",
+    lines = ["# Output-side variants on the same data", ""] if heading else []
+    lines += [
         f"Data: {ref.data}. {cfg['steps']} steps, batch {cfg['batch_size']} × {cfg['seq_len']} "
         f"tokens, seed {cfg['seed']}; {layers}, d = {cfg['d_model']}, {cfg['n_head']} heads.",
         "",

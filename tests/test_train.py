@@ -23,6 +23,7 @@ from aptt_edu.train import (
     load_data,
     lr_at,
     main,
+    summary_markdown,
     train,
 )
 
@@ -144,6 +145,10 @@ def test_compare_writes_histories_plot_and_summary(tmp_path: Path) -> None:
     summary = (tmp_path / "summary.md").read_text(encoding="utf-8")
     assert "| baseline |" in summary and "| deepseek_mtp |" in summary
     assert "without* label smoothing" in summary
+    assert summary.startswith("# ")  # summary.md is a page of its own
+    inline = summary_markdown(hists, heading=False)  # inside a notebook with its own title
+    assert not any(line.startswith("# ") for line in inline.splitlines())
+    assert "| baseline |" in inline
     with pytest.raises(ValueError, match="variants"):
         compare(tmp_path, steps=2, config=_tiny(), variants=("nonsense",))
 

@@ -308,7 +308,7 @@ for name in ("mtp", "deepseek_mtp"):  # what this one seeded run shows, reported
 # %% tags=["nbval-ignore-output"]
 from IPython.display import Markdown
 
-Markdown(summary_markdown(runs))
+Markdown(summary_markdown(runs, heading=False))  # the notebook has its own title
 
 # %% [markdown] en
 # ## 5. What to take from it
