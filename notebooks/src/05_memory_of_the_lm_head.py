@@ -838,7 +838,10 @@ assert dsv3["chunked"] < dsv3["plain"] / 10 and note["chunked"] < note["plain"] 
 # the weights and of the hidden states, which any method has to produce. And because the buffer does
 # not grow with $N$, a larger micro-batch costs only the $N \cdot d$ term. (These are the numbers of
 # a plain single-device PyTorch step; a real DeepSeek-V3 run distributes its tensors over many GPUs
-# and uses its own kernels.)
+# and uses its own kernels. They come from the formulas, which §4 checks by measurement at
+# $d = 64$, where the $V d$ and $N d$ terms are small; at DeepSeek-V3's width, where those terms
+# matter and it is not measured whether all of them coexist with the three $N \times V$ buffers,
+# read them as estimates good to about 10 %, not to three digits.)
 #
 # This is the idea behind Liger Kernel's fused linear cross-entropy and Apple's Cut Cross-Entropy;
 # the Cut Cross-Entropy authors report cutting the memory of Gemma 2 (2B)'s loss computation from
@@ -861,7 +864,10 @@ assert dsv3["chunked"] < dsv3["plain"] / 10 and note["chunked"] < note["plain"] 
 # Verfahren liefern muss. Und weil der Puffer nicht mit $N$ wächst, kostet ein größerer Micro-Batch
 # nur den Term $N \cdot d$. (Das sind die Zahlen eines gewöhnlichen PyTorch-Schritts auf einem
 # Gerät; ein echter DeepSeek-V3-Lauf verteilt seine Tensoren auf viele GPUs und nutzt eigene
-# Kernels.)
+# Kernels. Sie stammen aus den Formeln, die Abschnitt 4 bei $d = 64$ durch Messung prüft, wo die
+# Terme $V d$ und $N d$ klein sind; bei der Breite von DeepSeek-V3, wo diese Terme zählen und nicht
+# gemessen ist, ob sie alle gleichzeitig mit den drei $N \times V$-Puffern im Speicher liegen, sind
+# sie als Schätzungen auf etwa 10 % genau zu lesen, nicht auf drei Stellen.)
 #
 # Das ist die Idee hinter Liger Kernels Fused Linear Cross-Entropy und Apples Cut Cross-Entropy; die
 # Autoren von Cut Cross-Entropy berichten, dass sie mit fusionierten GPU-Kernels den Speicher der
