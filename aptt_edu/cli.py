@@ -53,6 +53,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if args[:1] == ["notebooks"]:
         return notebooks_main(args[1:])
+    if args[:1] in (["-h"], ["--help"]):  # the training command's help, after the one it hides
+        print(
+            "aptt-edu notebooks DEST [--lang en|de] [--edition worked|exercises] [--force]\n"
+            "    copy the course notebooks into DEST (aptt-edu notebooks --help for more)\n"
+            "aptt-edu [run|compare] [options]\n"
+            "    train the tiny model, or compare the output-side variants; their options:\n",
+            flush=True,
+        )
     from aptt_edu.train import main as train_main  # imported here: `notebooks` needs no torch
 
     return train_main(args)

@@ -55,3 +55,13 @@ def test_cli_copies_and_refuses_to_overwrite(
         main(["notebooks", str(tmp_path / "c")])
     assert info.value.code == 2
     assert "already exist" in capsys.readouterr().err
+
+
+def test_top_level_help_names_the_notebooks_command(capsys: pytest.CaptureFixture[str]) -> None:
+    from aptt_edu.cli import main
+
+    with pytest.raises(SystemExit) as info:  # argparse's --help of the training command exits 0
+        main(["--help"])
+    assert info.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith("aptt-edu notebooks DEST") and "--edition" in out and "--steps" in out
