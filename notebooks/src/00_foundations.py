@@ -37,9 +37,9 @@
 # Softmax-Funktion.
 # **Zeit.** Etwa 30 Minuten zum Lesen und für die Aufgaben; alle Zellen laufen in unter einer
 # Minute.
-# **Baut auf.** Nichts; die Notebooks 01–06 bauen auf diesem auf.
-# **Sprache.** Abbildungen, Code, Kommentare und Ausgaben sind in beiden Fassungen englisch; der Text
-# sagt, was sie zeigen.
+# **Grundlage.** Keine; die Notebooks 01–06 bauen auf diesem auf.
+# **Sprache.** Abbildungen, Code, Code-Kommentare und Zellausgaben sind in beiden Sprachfassungen
+# englisch; der Text erklärt, was sie zeigen.
 
 # %%
 import math
@@ -91,7 +91,7 @@ LANG = "de"  # die Sprache der Rückmeldungen zu den Aufgaben (das englische Not
 #
 # Ein Modell, das $q$ vorhersagt, während die Tokens aus $p$ stammen, zahlt im Mittel die
 # **Kreuzentropie** $H(p, q) = -\sum_v p_v \log q_v$ – genau den Erwartungswert des
-# Trainingsverlusts $-\log q_y$ für $y \sim p$. Der Unterschied ist die
+# Trainingsverlusts $-\log q_y$ für $y \sim p$. Die Differenz ist die
 # **Kullback-Leibler-Divergenz**
 #
 # $$\mathrm{KL}(p \,\|\, q) = \sum_v p_v \log \frac{p_v}{q_v} = H(p, q) - H(p) \;\ge\; 0,$$
@@ -120,7 +120,7 @@ assert abs(-q.log()[y].mean() - H_pq) < 0.01
 # probability costs one bit. Now the same quantities as code of your own.
 # %% [markdown] de
 # Die Entropie dieses $p$ ist genau $1{,}75 \log 2$ nat (1,75 Bit): Jede Halbierung der
-# Wahrscheinlichkeit kostet ein Bit. Nun dieselben Größen als eigener Code.
+# Wahrscheinlichkeit kostet ein Bit. Nun berechnen Sie dieselben Größen mit eigenem Code.
 
 # %% [markdown] en
 # ### Exercise: entropy
@@ -134,8 +134,8 @@ assert abs(-q.log()[y].mean() - H_pq) < 0.01
 # ### Aufgabe: Entropie
 #
 # Schreiben Sie `my_entropy(p)`: für Wahrscheinlichkeiten `p` der Form `(..., V)` die Entropie jeder
-# Verteilung, Form `(...)`, in nat, mit $0 \log 0 = 0$. Füllen Sie die Funktion unten aus und führen
-# Sie die `check`-Zelle aus: Sie testet Ihren Code an mehreren Eingaben und sagt, welchen Fehler sie
+# Verteilung, Form `(...)`, in nat, mit $0 \log 0 = 0$. Vervollständigen Sie die Funktion unten und führen
+# Sie die `check`-Zelle aus; sie testet Ihren Code an mehreren Eingaben und sagt, welchen Fehler sie
 # erkennt, falls etwas nicht stimmt. Die Lösung ist unter dem Gerüst eingeklappt; versuchen Sie es
 # zuerst selbst.
 
@@ -162,8 +162,7 @@ result = check("entropy", my_entropy, lang=LANG)
 # ### Aufgabe: KL-Divergenz
 #
 # Schreiben Sie `my_kl(p, q)`: für zwei Tensoren von Wahrscheinlichkeiten `(..., V)` die Divergenz
-# $\mathrm{KL}(p \,\|\, q)$ jedes Paars, Form `(...)`, in nat. Füllen Sie die Funktion unten aus und
-# führen Sie die `check`-Zelle aus; die Lösung ist unter dem Gerüst eingeklappt.
+# $\mathrm{KL}(p \,\|\, q)$ jedes Paars, Form `(...)`, in nat. Vervollständigen Sie die Funktion unten und führen Sie die `check`-Zelle aus; die Lösung ist unter dem Gerüst eingeklappt.
 
 # %%
 def my_kl(p, q):
@@ -209,7 +208,7 @@ result = check("kl_divergence", my_kl, lang=LANG)
 # Für eine solche Quelle ist die Untergrenze aus Abschnitt 1 die **Entropierate**
 # $H = \sum_c \pi(c)\, H\big(P(\cdot \mid c)\big)$: die Entropie des nächsten Buchstabens bei
 # gegebenem Kontext, gemittelt mit der stationären Verteilung $\pi$ der Kette über die Kontexte. Ein
-# Modell, das die wahre Tabelle $P$ kennt, hätte den erwarteten Verlust $H$; jedes Modell hat
+# Modell, das die wahre Tabelle $P$ kennte, hätte den erwarteten Verlust $H$; jedes Modell hat
 # mindestens so viel. `toy_data` zieht die Tabelle, zieht Trainings- und Validierungszeilen mit
 # verschiedenen Seeds daraus und berechnet $H$.
 
@@ -233,7 +232,7 @@ assert abs(data.val_floor - data.entropy_rate) < 0.05  # a finite sample scatter
 # %% [markdown] de
 # Zwei Details, auf die sich jedes spätere Notebook stützt. Die Validierungszeilen sind eine endliche
 # Stichprobe, deshalb liegt selbst die wahre Quelle auf ihnen etwas über oder unter $H$ (letzte
-# Zeile). Und die ersten beiden Buchstaben einer Zeile haben keinen vollständigen Kontext aus zwei
+# Ausgabezeile). Und die ersten beiden Buchstaben einer Zeile haben keinen vollständigen Kontext aus zwei
 # Buchstaben; ihre Ziele werden deshalb in jedem Verlust ignoriert (`data.context_warmup` = 2): Kein
 # Modell könnte sie so gut vorhersagen wie den Rest.
 
@@ -256,7 +255,7 @@ assert abs(data.val_floor - data.entropy_rate) < 0.05  # a finite sample scatter
 # %% [markdown] de
 # ## 3. Der Gradient der Kreuzentropie: $p - \mathrm{onehot}(y)$
 #
-# Das Training bewegt die Logits $z$ gegen den Gradienten des Verlusts. Für eine Position mit Ziel
+# Das Training bewegt die Logits $z$ entgegen dem Gradienten des Verlusts. Für eine Position mit Ziel
 # $y$, $p = \mathrm{softmax}(z)$ und
 #
 # $$\ell = -\log p_y = -z_y + \log \sum_u e^{z_u}
@@ -299,7 +298,7 @@ assert torch.allclose(z.grad.sum(dim=-1), torch.zeros(5), atol=1e-6)  # each row
 # MLP), eine abschließende RMSNorm und die Ausgabeschicht der Bibliothek. Ein Block der Breite
 # $d = 64$ genügt für eine Quelle 2. Ordnung: Die Attention kann den vorigen Buchstaben holen, das MLP
 # die Tabelle nachschlagen. Sein `forward` liefert die Haupt-Logits `(B, T, V)` und, wenn ein
-# Mehr-Token-Head eingestellt ist und das Modell im Trainingsmodus ist, eine Liste weiterer Logits
+# Multi-Token-Head konfiguriert ist und das Modell im Trainingsmodus ist, eine Liste weiterer Logits
 # (Notebook 03); hier ist dieser zweite Wert `None`.
 
 # %%
@@ -330,11 +329,11 @@ assert abs(start - math.log(data.vocab_size)) < 0.1
 #
 # `aptt_edu.train.train(config, data)` führt die Schleife aus, die jedes Notebook verwendet: einen
 # Batch von Zeilen ziehen, die Labels verschieben (Position $t$ wird am Token $t + 1$ gemessen,
-# Notebook 01), den Verlust berechnen, `backward()`, die Gradientennorm auf 1 begrenzen, einen
-# AdamW-Schritt mit aufgewärmter, kosinusförmig fallender Lernrate machen und alle 25 Schritte die
+# Notebook 01), den Verlust berechnen, `backward()` aufrufen, die Gradientennorm auf 1 begrenzen, einen
+# AdamW-Schritt mit Warm-up und kosinusförmig abfallender Lernrate machen und alle 25 Schritte die
 # einfache Kreuzentropie auf allen Validierungszeilen messen. Zurück kommt eine `History` mit den
-# Kurven und dem trainierten Modell. Mit den Voreinstellungen (`TrainConfig()`) dauern 300 Schritte
-# einige Sekunden.
+# Kurven und dem trainierten Modell. Die Voreinstellungen (`TrainConfig()`) trainieren 300 Schritte,
+# was einige Sekunden dauert.
 
 # %% tags=["nbval-ignore-output"]
 run = train(cfg, data)
@@ -411,7 +410,7 @@ assert run.val_loss[-1] > data.val_floor - 0.05  # never meaningfully below the 
 #   werden ignoriert.
 # * $\partial \ell / \partial z = p - \mathrm{onehot}(y)$: Vorhersage minus Ziel, beschränkt, mit
 #   Summe null.
-# * Das winzige GPT und `train` verwenden alle späteren Notebooks; ein Lauf mit festem Seed endet
+# * Alle späteren Notebooks verwenden das winzige GPT und `train`; ein Lauf mit festem Seed endet
 #   knapp über $H$.
 #
 # ## Verständnisfragen
@@ -424,8 +423,8 @@ assert run.val_loss[-1] > data.val_floor - 0.05  # never meaningfully below the 
 #    <details><summary>Antwort</summary>Nein. H ist ein Erwartungswert; endliche
 #    Validierungsdaten haben ihren eigenen Mittelwert, den selbst die wahre Quelle etwas verfehlt
 #    (Abschnitt 2). Vergleichen Sie mit dem Verlust der wahren Quelle auf denselben Zeilen.</details>
-# 3. Ist KL(p ‖ q) dasselbe wie KL(q ‖ p)? Welche von beiden minimiert das Training mit
-#    Kreuzentropie?
+# 3. Ist KL(p ‖ q) dasselbe wie KL(q ‖ p)? Welche von beiden wird beim Training mit
+#    Kreuzentropie minimiert?
 #    <details><summary>Antwort</summary>Nein, KL ist nicht symmetrisch. Das Training minimiert
 #    H(p, q) über q, also KL(p ‖ q), die mit der Datenverteilung p gewichtete Divergenz.</details>
 # 4. Die Wahrscheinlichkeit des Ziels ist schon $p_y = 0{,}99$. Wie groß ist der Gradient auf seinem

@@ -31,7 +31,7 @@
 # 2. warum die Ziele die um eins *verschobenen* Eingaben sind;
 # 3. Padding und `ignore_index`;
 # 4. Label Smoothing: das geglättete Ziel, seine Zerlegung und das Optimum, zu dem es das Modell treibt;
-# 5. Training mit und ohne Label Smoothing auf einer Spielzeugsprache – und was es mit der Kalibrierung macht;
+# 5. Training mit und ohne Label Smoothing auf einer Spielzeugsprache – und wie sich Label Smoothing auf die Kalibrierung auswirkt;
 # 6. Perplexität, Token-Genauigkeit und eine Falle beim Mitteln über Batches.
 #
 # Jede Zahl im Text wird von einer Zelle ausgegeben oder mit einem `assert` geprüft.
@@ -42,9 +42,9 @@
 # berechnen.
 # **Voraussetzungen.** Notebook 00 (Entropie und KL, die Spielzeugsprache, $p - \mathrm{onehot}(y)$).
 # **Zeit.** Etwa 50 Minuten zum Lesen und für vier Aufgaben; unter einer Minute Laufzeit.
-# **Baut auf.** Notebook 00.
-# **Sprache.** Abbildungen, Code, Kommentare und Ausgaben sind in beiden Fassungen englisch; der Text
-# sagt, was sie zeigen.
+# **Grundlage.** Notebook 00.
+# **Sprache.** Abbildungen, Code, Code-Kommentare und Zellausgaben sind in beiden Sprachfassungen
+# englisch; der Text erklärt, was sie zeigen. Die Läufe heißen dort `ε = 0.0` und `ε = 0.1`.
 
 # %%
 import math
@@ -141,7 +141,7 @@ assert abs(uniform_loss.item() - math.log(V)) < 1e-6
 # Schreiben Sie `my_cross_entropy(logits, labels, ignore_index=-100)`: Logits `(B, T, V)`,
 # Labels `(B, T)`, der Mittelwert von $-\log p_{i, y_i}$ über die Positionen, deren Label nicht
 # `ignore_index` ist, als 0-dimensionaler Tensor. Berechnen Sie $\log p$ numerisch stabil
-# (Abschnitt 1: das Maximum abziehen oder `log_softmax` verwenden). Füllen Sie die Funktion unten aus und führen Sie die `check`-Zelle aus: Sie testet Ihren Code an mehreren Eingaben und sagt, welchen Fehler sie erkennt, falls etwas nicht stimmt. Die Lösung ist unter dem Gerüst eingeklappt; versuchen Sie es zuerst selbst.
+# (Abschnitt 1: das Maximum abziehen oder `log_softmax` verwenden). Vervollständigen Sie die Funktion unten und führen Sie die `check`-Zelle aus; sie testet Ihren Code an mehreren Eingaben und sagt, welchen Fehler sie erkennt, falls etwas nicht stimmt. Die Lösung ist unter dem Gerüst eingeklappt; versuchen Sie es zuerst selbst.
 
 # %%
 def my_cross_entropy(logits, labels, ignore_index=-100):
@@ -194,7 +194,7 @@ assert torch.equal(shifted[0, :-1], ids[0, 1:]) and shifted[0, -1] == -100
 #
 # Schreiben Sie `my_shift_labels(input_ids, ignore_index=-100)`: aus IDs `(B, T)` die Labels
 # `(B, T)` mit `labels[:, t] = input_ids[:, t + 1]` und `ignore_index` an der letzten Position (nur
-# die Labels, nicht das Paar, das `shift_labels` zurückgibt). Füllen Sie die Funktion unten aus und führen Sie die `check`-Zelle aus: Sie testet Ihren Code an mehreren Eingaben und sagt, welchen Fehler sie erkennt, falls etwas nicht stimmt. Die Lösung ist unter dem Gerüst eingeklappt; versuchen Sie es zuerst selbst.
+# die Labels, nicht das Paar, das `shift_labels` zurückgibt). Vervollständigen Sie die Funktion unten und führen Sie die `check`-Zelle aus; sie testet Ihren Code an mehreren Eingaben und sagt, welchen Fehler sie erkennt, falls etwas nicht stimmt. Die Lösung ist unter dem Gerüst eingeklappt; versuchen Sie es zuerst selbst.
 
 # %%
 def my_shift_labels(input_ids, ignore_index=-100):
@@ -249,7 +249,7 @@ assert torch.equal(before, after)
 # berechnet wird: im protokollierten Verlust und seinem gleitenden Mittel, in einem
 # Lernraten-Scheduler oder Early Stopping, die den Verlust beobachten, in einer
 # `isfinite`-Prüfung, die den Schritt überspringt oder den Lauf abbricht. `LanguageModelingLoss`
-# liefert 0,0 mit einem Gradienten von null. Ein Gradient null macht den Schritt aber nicht wirkungslos: AdamW
+# liefert 0,0 mit einem Gradienten von null. Ein Gradient von null macht den Schritt aber nicht wirkungslos: AdamW
 # bewegt jedes Gewicht weiter, über sein Momentum und seinen entkoppelten Weight Decay – es sei
 # denn, man überspringt den Schritt.
 
@@ -459,7 +459,7 @@ explore(draw_margin, eps=(0.0, 0.5, 0.01, 0.1), V=(2, 256, 1, 16))
 # Schreiben Sie `my_label_smoothing(logits, labels, epsilon, ignore_index=-100)`: die geglättete
 # Kreuzentropie aus Abschnitt 4, den Mittelwert über die gültigen Positionen von
 # $(1-\varepsilon)\,(-\log p_y) + \varepsilon \cdot \frac{1}{V}\sum_v (-\log p_v)$ – das, was
-# `F.cross_entropy(..., label_smoothing=epsilon)` berechnet. Füllen Sie die Funktion unten aus und führen Sie die `check`-Zelle aus: Sie testet Ihren Code an mehreren Eingaben und sagt, welchen Fehler sie erkennt, falls etwas nicht stimmt. Die Lösung ist unter dem Gerüst eingeklappt; versuchen Sie es zuerst selbst.
+# `F.cross_entropy(..., label_smoothing=epsilon)` berechnet. Vervollständigen Sie die Funktion unten und führen Sie die `check`-Zelle aus; sie testet Ihren Code an mehreren Eingaben und sagt, welchen Fehler sie erkennt, falls etwas nicht stimmt. Die Lösung ist unter dem Gerüst eingeklappt; versuchen Sie es zuerst selbst.
 
 # %%
 def my_label_smoothing(logits, labels, epsilon, ignore_index=-100):
@@ -491,7 +491,7 @@ result = check("label_smoothing", my_label_smoothing, lang=LANG)
 # Jetzt ein echtes Modell: ein winziger Transformer (`aptt_edu.model.GPT`), trainiert auf einer
 # *Spielzeugsprache* – einer Markow-Kette 2. Ordnung über 16 Buchstaben, deren **Entropierate** $H$ das
 # Paket exakt berechnet (`aptt_edu.data`, eingeführt in Notebook 00). $H$ ist die kleinste Kreuzentropie, die irgendein Modell
-# auf dieser Quelle erreichen kann: die gestrichelte Linie. Beide Läufe teilen Seed, Daten und alles
+# auf dieser Quelle erreichen kann: die gestrichelte Linie. Beide Läufe haben Seed, Daten und alles
 # andere; nur der Trainingsverlust unterscheidet sich. Der Validierungsverlust ist immer die
 # *einfache* Kreuzentropie, damit beide Läufe vergleichbar sind.
 
@@ -549,20 +549,20 @@ plt.show()
 # %% [markdown] de
 # Die blasse Trainingskurve des geglätteten Laufs liegt höher: Sie enthält den Glättungsterm, der
 # nicht gegen null gehen kann (Abschnitt 4). Entscheidend ist der Validierungsverlust, und für den
-# geglätteten Lauf hat er eine eigene Untergrenze. Das beste Modell unter dem geglätteten Verlust
-# sagt $p^* = (1-\varepsilon)\,P + \varepsilon / V$ vorher statt der Verteilung $P$ der Quelle (das
+# geglätteten Lauf hat er eine eigene Untergrenze. Das für den geglätteten Verlust beste Modell
+# sagt statt der Verteilung $P$ der Quelle $p^* = (1-\varepsilon)\,P + \varepsilon / V$ vorher (das
 # Optimum aus Abschnitt 4, gemittelt über die nächsten Tokens der Quelle); selbst dieses ideale
 # Modell zahlt deshalb in einfacher Kreuzentropie
 # $H_\varepsilon = \sum_c \pi(c) \sum_x P(x \mid c)\,\bigl(-\log p^*(x \mid c)\bigr) > H$: die
 # gepunktete Linie. Der größte Teil des Abstands des geglätteten Laufs zu $H$ (der oben ausgegebene
-# Anteil) ist dieser Preis seines Ziels, kein schlechteres Lernen.
+# Anteil) ist dieser Preis für sein geglättetes Ziel, nicht schlechteres Lernen.
 #
 # ### Kalibrierung: Trifft eine Vorhersage mit 80 % Konfidenz auch in 80 % der Fälle zu?
 #
 # Ein Modell ist **kalibriert**, wenn von allen Vorhersagen mit Konfidenz $c$ ein Anteil $c$ stimmt.
 # Das Kalibrierungsdiagramm (Reliability Diagram) sortiert die Validierungspositionen nach der höchsten Wahrscheinlichkeit
 # des Modells in Klassen und trägt die Genauigkeit jeder Klasse gegen die mittlere Konfidenz auf;
-# die Diagonale ist perfekte Kalibrierung. Der **erwartete Kalibrierungsfehler** (Expected Calibration Error, ECE) ist der mit der
+# die Diagonale entspricht perfekter Kalibrierung. Der **erwartete Kalibrierungsfehler** (Expected Calibration Error, ECE) ist der mit der
 # Tokenzahl gewichtete mittlere Abstand zur Diagonale. Label Smoothing verändert bekanntlich die
 # Kalibrierung (Müller et al., 2019: bei Bildklassifikatoren und einem Transformer für maschinelle
 # Übersetzung verbessert es sie); auf unserer
@@ -620,11 +620,11 @@ print(f"this run: label smoothing made calibration {verdict} (ECE {ece['ε = 0.0
 # gesenkt, aber die Punkte des geglätteten Modells liegen *über* der Diagonale: Es ist jetzt
 # **unterkonfident** – es liegt öfter richtig, als es angibt –, und sein Kalibrierungsfehler ist
 # größer als der des einfachen Modells. Das widerspricht Müller et al. nicht: Label Smoothing hilft
-# der Kalibrierung, wenn ein Modell *über*konfident ist, wie es ihre mit One-Hot-Zielen auf
-# natürlichen Daten trainierten Bildklassifikatoren und ihr Übersetzungsmodell waren. Ein Modell,
+# der Kalibrierung, wenn ein Modell *über*konfident ist, wie es ihre Bildklassifikatoren und ihr
+# Übersetzungsmodell waren, die mit One-Hot-Zielen auf natürlichen Daten trainiert wurden. Ein Modell,
 # das auf einer Quelle, die selbst zufällig ist, das Optimum der Kreuzentropie erreicht hat, ist schon nahezu
-# kalibriert, denn die Kreuzentropie wird von der wahren Verteilung minimiert; dort kann der Zug in
-# Richtung Gleichverteilung es nur unterkonfident machen. (Ein endliches oder überangepasstes Modell
+# kalibriert, denn die Kreuzentropie wird von der wahren Verteilung minimiert; dort kann es der Zug in
+# Richtung Gleichverteilung nur unterkonfident machen. (Ein endliches oder überangepasstes Modell
 # kann trotzdem überkonfident sein; dieses Spielzeugmodell ist keins von beiden.)
 
 # %% [markdown] en
@@ -701,7 +701,7 @@ assert sum(per_batch) / 2 > 2 * data_set  # the naive mean is more than twice to
 #
 # Schreiben Sie `my_perplexity(nll_sums, token_counts)`: Gegeben sind die *Summe* der NLL und
 # die Zahl gültiger Tokens jedes Batches (zwei Listen); geben Sie die Perplexität des ganzen
-# Datensatzes als float zurück. Füllen Sie die Funktion unten aus und führen Sie die `check`-Zelle aus: Sie testet Ihren Code an mehreren Eingaben und sagt, welchen Fehler sie erkennt, falls etwas nicht stimmt. Die Lösung ist unter dem Gerüst eingeklappt; versuchen Sie es zuerst selbst.
+# Datensatzes als float zurück. Vervollständigen Sie die Funktion unten und führen Sie die `check`-Zelle aus; sie testet Ihren Code an mehreren Eingaben und sagt, welchen Fehler sie erkennt, falls etwas nicht stimmt. Die Lösung ist unter dem Gerüst eingeklappt; versuchen Sie es zuerst selbst.
 
 # %%
 def my_perplexity(nll_sums, token_counts):
@@ -751,10 +751,10 @@ result = check("perplexity", my_perplexity, lang=LANG)
 # * Der Verlust einer Position ist $-\log p_y = -z_y + \log\sum_u e^{z_u}$; mit vorher abgezogenem
 #   Maximum (Log-Sum-Exp) kann er nicht überlaufen.
 # * Die Labels sind die um einen Schritt nach links verschobenen Eingaben; die letzte Position und
-#   Padding bekommen `ignore_index` und zählen weder in der Summe noch in $N$. Ein Batch ganz ohne Ziel
+#   Padding bekommen `ignore_index` und gehen weder in die Summe noch in $N$ ein. Ein Batch ganz ohne Ziel
 #   hat in PyTorch den Wert `nan` (mit Gradient null) und in der Bibliothek 0,0.
 # * Label Smoothing trainiert auf $q = (1-\varepsilon)\,\mathrm{onehot}(y) + \varepsilon / V$ hin;
-#   sein Verlust ist $(1-\varepsilon)$ CE $+\ \varepsilon$ CE(gleichverteilt), und sein kleinster
+#   sein Verlust ist $(1-\varepsilon)$ CE $+\ \varepsilon$ CE(Gleichverteilung, $p$), und sein kleinster
 #   erreichbarer Wert ist die Entropie von $q$, nicht 0. Auf der Spielzeugsprache ist das geglättete
 #   Modell dieses Laufs mit festem Seed unterkonfident.
 # * Die Perplexität eines Datensatzes ist $\exp(\sum \mathrm{NLL} / \sum N)$, nicht der Mittelwert
@@ -765,8 +765,8 @@ result = check("perplexity", my_perplexity, lang=LANG)
 # 1. Warum berechnet man $\log\sum_u e^{z_u}$ als $m + \log\sum_u e^{z_u - m}$ mit $m = \max_u z_u$?
 #    <details><summary>Antwort</summary>Es ist dieselbe Zahl, aber e^z läuft in float32 oberhalb von z ≈ 88 über; nach dem Abzug des Maximums ist jeder Exponent ≤ 0 und der größte Summand 1.</details>
 # 2. Ein Batch hat 24 Label-Positionen, 5 davon `ignore_index`. Durch welche Zahl teilen Sie den summierten Verlust, und was geht mit 24 schief?
-#    <details><summary>Antwort</summary>Durch 19, die gültigen Ziele. Mit 24 schrumpfen Verlust und Gradient um 19/24, und zwar in jedem Batch um einen anderen Faktor, je nachdem, wie viel Padding er enthält.</details>
-# 3. Welche Wahrscheinlichkeit gibt das beste geglättete Modell mit ε = 0,1 und V = 16 einem Ziel, bei dem es sicher ist?
+#    <details><summary>Antwort</summary>Durch 19, die gültigen Ziele. Mit 24 schrumpfen Verlust und Gradient um den Faktor 19/24, und zwar in jedem Batch um einen anderen Faktor, je nachdem, wie viel Padding er enthält.</details>
+# 3. Welche Wahrscheinlichkeit gibt das beste geglättete Modell mit ε = 0,1 und V = 16 einem Ziel, bei dem es sich sicher ist?
 #    <details><summary>Antwort</summary>1 − ε + ε/V = 0,90625, und ε/V = 0,00625 jedem anderen Token. Sein Verlust dort ist H(q) > 0, nicht 0.</details>
 # 4. Der Trainingsverlust des geglätteten Laufs liegt über dem des einfachen. Ist das geglättete Modell schlechter?
 #    <details><summary>Antwort</summary>Nicht unbedingt: Sein Trainingsverlust enthält ε mal die Kreuzentropie zur Gleichverteilung und kann nicht unter H(q) fallen. Vergleichen Sie die Validierungsverluste, die für beide die einfache Kreuzentropie sind.</details>

@@ -61,9 +61,9 @@
 # Modellen spart, und die beiden Gradienten in den einen Tensor verfolgen.
 # **Voraussetzungen.** Notebooks 00 und 01 (der Gradient $p - \mathrm{onehot}(y)$, der Verlust).
 # **Zeit.** Etwa 50 Minuten zum Lesen und für zwei Aufgaben; unter einer Minute Laufzeit.
-# **Baut auf.** Notebooks 00 und 01.
-# **Sprache.** Abbildungen, Code, Kommentare und Ausgaben sind in beiden Fassungen englisch; der Text
-# sagt, was sie zeigen.
+# **Grundlage.** Notebooks 00 und 01.
+# **Sprache.** Abbildungen, Code, Code-Kommentare und Zellausgaben sind in beiden Sprachfassungen
+# englisch; der Text erklärt, was sie zeigen.
 
 # %%
 import dataclasses
@@ -136,7 +136,7 @@ print("E:", tuple(E.shape), "  one-hot:", tuple(F.one_hot(tokens, V).shape), "  
 # Der `LanguageModelingHead` der Bibliothek speichert sein Gewicht wie `nn.Linear(d, V)` als
 # $W \in \mathbb{R}^{V \times d}$ und rechnet $z = h W^\top$. Eintragsweise heißt das
 # $z_v = h \cdot w_v$: Zeile $v$ von $W$ ist ein Vektor, der Token $v$ *bewertet*. Die Matrix, die
-# $\mathbb{R}^d \to \mathbb{R}^V$ abbildet – die eigentliche Ausgabematrix (Unembedding) – ist
+# $\mathbb{R}^d \to \mathbb{R}^V$ abbildet – die Ausgabematrix (Unembedding) – ist
 # $U = W^\top \in \mathbb{R}^{d \times V}$.
 
 # %%
@@ -211,9 +211,9 @@ print("head row 3 after zeroing embedding row 3:", head.weight[3].tolist())  # .
 # ### Aufgabe: Einen Head an ein Embedding binden
 #
 # Schreiben Sie `my_tie(embedding, head)`: Binden Sie `head` (einen `LanguageModelingHead`)
-# direkt an `embedding`, sodass beide *einen* `nn.Parameter` verwenden, wie es
+# an `embedding`, indem Sie `head` selbst verändern (in place), sodass beide *einen* `nn.Parameter` verwenden, wie es
 # `tie_embedding_weights` tut. Die Prüfung unterscheidet auch eine Kopie der Werte und einen
-# gemeinsamen Speicher unter zwei Parameter-Objekten. Füllen Sie die Funktion unten aus und führen Sie die `check`-Zelle aus: Sie testet Ihren Code an mehreren Eingaben und sagt, welchen Fehler sie erkennt, falls etwas nicht stimmt. Die Lösung ist unter dem Gerüst eingeklappt; versuchen Sie es zuerst selbst.
+# gemeinsamen Speicher unter zwei Parameter-Objekten. Vervollständigen Sie die Funktion unten und führen Sie die `check`-Zelle aus; sie testet Ihren Code an mehreren Eingaben und sagt, welchen Fehler sie erkennt, falls etwas nicht stimmt. Die Lösung ist unter dem Gerüst eingeklappt; versuchen Sie es zuerst selbst.
 
 # %%
 def my_tie(embedding, head):
@@ -291,7 +291,7 @@ print(caught[0].message)
 # ### Aufgabe: Die Parameter eines gebundenen Modells zählen
 #
 # Schreiben Sie `my_parameter_count(model)`: die Zahl der trainierbaren Zahlen in `model`, eine
-# gebundene Matrix nur einmal gezählt (ein `int`). Füllen Sie die Funktion unten aus und führen Sie die `check`-Zelle aus: Sie testet Ihren Code an mehreren Eingaben und sagt, welchen Fehler sie erkennt, falls etwas nicht stimmt. Die Lösung ist unter dem Gerüst eingeklappt; versuchen Sie es zuerst selbst.
+# gebundene Matrix nur einmal gezählt (ein `int`). Vervollständigen Sie die Funktion unten und führen Sie die `check`-Zelle aus; sie testet Ihren Code an mehreren Eingaben und sagt, welchen Fehler sie erkennt, falls etwas nicht stimmt. Die Lösung ist unter dem Gerüst eingeklappt; versuchen Sie es zuerst selbst.
 
 # %%
 def my_parameter_count(model):
@@ -329,7 +329,7 @@ result = check("parameter_count", my_parameter_count, lang=LANG)
 # Hat das ungebundene Modell $N$ Parameter, spart die Bindung den Anteil $Vd/N$. Setzt man den auf
 # 4 %, liegt $N$ fest:
 #
-# $$\frac{V d}{N} = 0.04 \quad\Longrightarrow\quad N = \frac{V d}{0.04}.$$
+# $$\frac{V d}{N} = 0{,}04 \quad\Longrightarrow\quad N = \frac{V d}{0{,}04}.$$
 
 # %%
 V_seed, d_seed = 50_000, 2048
@@ -454,7 +454,7 @@ print(f"design-note head in fp32 training with AdamW: {head_train_bytes / 1e9:.2
 #
 # Der größte Posten des Heads ist gar kein Parameter. Für einen Batch aus $B$ Sequenzen der Länge
 # $T$ erzeugt er einen Logits-Tensor der Form $(B, T, V)$, und der Rückwärtsdurchlauf (Backward Pass)
-# einen Gradienten derselben Form. Ob gebunden oder nicht: Ihre Größe ändert sich nicht. Die Bindung teilt die *Gewichte*,
+# einen Gradienten derselben Form. Ob gebunden oder nicht, ihre Größe bleibt dieselbe: Die Bindung teilt die *Gewichte*,
 # nicht die Aktivierungen. Wieder erst an einem kleinen Beispiel gemessen, dann auf das $V$ der
 # Entwurfsnotiz hochgerechnet:
 
@@ -485,9 +485,9 @@ print(f"design-note V, B={B_ex}, T={T_ex}: logits {logit_bytes / 1e9:.2f} GB + g
 # %% [markdown] de
 # Schon bei 16.384 Tokens im Batch brauchen Logits und Gradient allein 16-mal so viel Speicher wie die
 # fp32-Gewichte des Heads – und das wächst mit jedem Token im Batch, während die Gewichte gleich
-# bleiben. Deshalb erzeugen speichersparende LM-Head-Verluste (Liger Kernels Fused Linear
-# Cross-Entropy, Apples Cut Cross-Entropy) die Logits nie vollständig: Die Autoren von Cut
-# Cross-Entropy berichten für Gemma 2 (2B), dass der Speicher der Verlustberechnung von 24 GB auf 1 MB sinkt. Im Paket
+# bleiben. Deshalb erzeugen speichersparende LM-Head-Verluste (die Fused Linear Cross-Entropy
+# von Liger Kernel, Apples Cut Cross-Entropy) die Logits nie vollständig: Die Autoren von Cut
+# Cross-Entropy berichten für Gemma 2 (2B), dass der Speicherbedarf der Verlustberechnung von 24 GB auf 1 MB sinkt. Im Paket
 # steckt diese Idee in `aptt_edu.loss.linear_cross_entropy`, das die Tokens blockweise (chunked)
 # abarbeitet. Die Gewichtsbindung dagegen spart $V d$ Parameter und sonst nichts.
 
@@ -622,7 +622,7 @@ for key, text in SOURCES.items():
 #   Anteil als die 6,5 % des ungebundenen Llama 3 8B – das 256k-Vokabular macht die Matrix auch in
 #   einem Modell der 7B-Klasse groß.
 #
-# DeepSeek-V3 teilt Embedding und Output-Head in einem anderen Sinn: zwischen Hauptmodell und
+# DeepSeek-V3 teilt Embedding und Ausgabeschicht in einem anderen Sinn: zwischen Hauptmodell und
 # Multi-Token-Prediction-Modul (Bericht §2.2, §3.2.3), nicht zwischen Ein- und Ausgabe. Darum geht es
 # im MTP-Notebook.
 
@@ -826,7 +826,7 @@ print(f"this run: tied ahead by > 0.1 nats in mid-training: {gap[i_max] > 0.1}; 
 # Ende noch knapp besser. Bei so einem kleinen Anteil kann der Unterschied nicht an der Parameterzahl
 # liegen. Der Unterschied liegt darin, wie die geteilte Matrix lernt: Gebunden bekommt jede Zeile zusätzlich zum
 # dünn besetzten Gradienten des Embeddings den dichten Gradienten des Heads (Abschnitt 4). Eine
-# naheliegende Erklärung – die dieser Lauf nicht beweist – ist, dass die Eingabevektoren dadurch
+# plausible Erklärung – die dieser Lauf nicht beweist – ist, dass die Eingabevektoren dadurch
 # früher brauchbare Struktur bekommen.
 #
 # Ein Seed ist eine einzelne Beobachtung. Ändern Sie `seed` in `TrainConfig` (das zieht eine neue
@@ -894,9 +894,9 @@ print(f"this run: tied ahead by > 0.1 nats in mid-training: {gap[i_max] > 0.1}; 
 #    <details><summary>Antwort</summary>parameters() liefert sie einmal (ein Parameter-Objekt); state_dict() führt sie unter beiden Namen.</details>
 # 3. Die Bindung spart V·d Parameter. Warum ist das bei GPT-2 small etwa ein Drittel, bei einem 7B-Modell aber nur etwa 1,5 %?
 #    <details><summary>Antwort</summary>V·d wächst nur mit d, die Blöcke wachsen mit L·12d²: Ein großes Modell hat viele breite Blöcke, die eine Vokabular-Matrix ist dort ein kleiner Anteil.</details>
-# 4. Ein Token kommt in den Trainingsdaten nie als Eingabe vor. Bekommt seine Zeile einer gebundenen Matrix einen Gradienten?
+# 4. Ein Token kommt in den Trainingsdaten nie als Eingabe vor. Bekommt seine Zeile in einer gebundenen Matrix einen Gradienten?
 #    <details><summary>Antwort</summary>Ja, über den Head. Die Softmax jeder Position gibt jedem Token eine Wahrscheinlichkeit p_v, der Gradient p − onehot(y) erreicht also jede Zeile (Notebook 00).</details>
-# 5. Verringert die Bindung den Speicher der Logits?
+# 5. Verringert die Bindung den Speicherbedarf der Logits?
 #    <details><summary>Antwort</summary>Nein. Die Logits (B, T, V) und ihr Gradient sind Aktivierungen; die Bindung teilt nur Gewichte.</details>
 
 # %% [markdown] en

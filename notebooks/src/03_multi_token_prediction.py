@@ -50,7 +50,7 @@
 # 4. **Der Verlust** – $\lambda$ gegenüber $\lambda / D$.
 # 5. **Training** – Verlustkurven mit und ohne MTP auf einer Spielzeugsprache, deren Untergrenzen
 #    bekannt sind.
-# 6. **Kosten** – gemessener und analytisch geschätzter Mehraufwand (Overhead), verglichen mit der
+# 6. **Kosten** – gemessener und analytisch geschätzter Rechenmehraufwand (Overhead), verglichen mit der
 #    Behauptung „~33 %“ aus einer verbreiteten Entwurfsnotiz für diese Heads.
 # 7. **MTP als Draft-Modell** – wie oft stimmt die Vorhersage der Tiefe 1 mit dem überein, was
 #    das Hauptmodell einen Schritt später vorhersagt (die Idee hinter spekulativem Dekodieren mit MTP)?
@@ -67,9 +67,10 @@
 # **Zeit.** Etwa 65 Minuten zum Lesen und für zwei Aufgaben – am besten in zwei Etappen: Abschnitte
 # 1–4 (die Bauweisen und der Verlust), dann 5–7 (Training, Kosten, Draft-Modell). Unter einer Minute
 # Laufzeit.
-# **Baut auf.** Notebooks 00, 01 und 02.
-# **Sprache.** Abbildungen, Code, Kommentare und Ausgaben sind in beiden Fassungen englisch; der Text
-# sagt, was sie zeigen. Die Läufe heißen dort `no MTP` (ohne MTP, die Baseline), `simple head`
+# **Grundlage.** Notebooks 00, 01 und 02.
+# **Sprache.** Abbildungen, Code, Code-Kommentare und Zellausgaben sind in beiden Sprachfassungen
+# englisch; der Text erklärt, was sie zeigen. Die Läufe heißen dort `no MTP` (ohne MTP, die
+# Baseline), `simple head`
 # (einfacher Head) und `DeepSeek module` (DeepSeek-Modul).
 
 # %%
@@ -113,7 +114,7 @@ LANG = "de"  # die Sprache der Rückmeldungen zu den Aufgaben (das englische Not
 # so, wie das ganze Paket sie erwartet: `labels[i]` ist das Token, das auf Position `i` folgen muss;
 # die letzte Position bekommt den Ignore-Index `-100`. Der Haupt-Head wird an Position $i$ an
 # `labels[i]` $= t_{i+1}$ gemessen, MTP-Tiefe $k$ an Position $i$ an `labels[i+k]` $= t_{i+k+1}$.
-# Ihre Logits haben deshalb nur $T - k$ Positionen, ihre Ziele sind `labels[:, k:]`.
+# Die Logits der Tiefe $k$ haben deshalb nur $T - k$ Positionen, ihre Ziele sind `labels[:, k:]`.
 
 # %%
 words = "the cat sat on the mat and slept".split()
@@ -217,7 +218,7 @@ assert not torch.allclose(wrong, parts["mtp_loss_1"])
 # ### Aufgabe: Die Ziele der Tiefe k
 #
 # Schreiben Sie `my_mtp_targets(labels, k)`: aus verschobenen Labels `(B, T)` die Ziele
-# `(B, T-k)`, an denen die Logits der Tiefe $k$ Position für Position gemessen werden. Füllen Sie die Funktion unten aus und führen Sie die `check`-Zelle aus: Sie testet Ihren Code an mehreren Eingaben und sagt, welchen Fehler sie erkennt, falls etwas nicht stimmt. Die Lösung ist unter dem Gerüst eingeklappt; versuchen Sie es zuerst selbst.
+# `(B, T-k)`, an denen die Logits der Tiefe $k$ Position für Position gemessen werden. Vervollständigen Sie die Funktion unten und führen Sie die `check`-Zelle aus; sie testet Ihren Code an mehreren Eingaben und sagt, welchen Fehler sie erkennt, falls etwas nicht stimmt. Die Lösung ist unter dem Gerüst eingeklappt; versuchen Sie es zuerst selbst.
 
 # %%
 def my_mtp_targets(labels, k):
@@ -357,11 +358,11 @@ assert n_main == V * d and n_mtp == D * V * d
 # später hat.
 #
 # Drei Einzelheiten lässt der Bericht offen; festgelegt werden sie durch die von DeepSeek
-# veröffentlichten Gewichte und durch den Code, der sie trainiert und ausliefert (Megatron-LM,
+# veröffentlichten Gewichte und durch den Code, der mit ihnen trainiert und sie für die Inferenz bereitstellt (Megatron-LM,
 # vLLM, SGLang). Die Bibliothek folgt ihnen:
 #
-# * **Reihenfolge der Verkettung.** Gl. 21 schreibt $h^{k-1}$ zuerst; die veröffentlichte
-#   Projektion (`eh_proj`, „Embedding–Hidden“) nimmt das Embedding zuerst. Für ein Training von
+# * **Reihenfolge der Verkettung.** In Gl. 21 steht $h^{k-1}$ zuerst; die veröffentlichte
+#   Projektion (`eh_proj`, „Embedding-Hidden“) nimmt das Embedding zuerst. Für ein Training von
 #   Grund auf ist das dasselbe Modell: Vertauscht man die beiden Spaltenhälften von $M_k$, wird
 #   das eine zum anderen.
 # * **Welches $h^0$.** Tiefe 1 liest den Hidden State des Hauptmodells *nach* seiner letzten
@@ -372,8 +373,8 @@ assert n_main == V * d and n_mtp == D * V * d
 #
 # Die Bausteine tragen die Namen der veröffentlichten Gewichte: `enorm`, `hnorm`, `eh_proj`,
 # `block` ($\mathrm{TRM}_k$) und `shared_head.norm`. $\mathrm{TRM}_k$ ist hier der kleine
-# Transformer-Block dieses Kurses; bei DeepSeek ist es eine vollständige Decoder-Schicht mit deren
-# Attention-Variante (MLA) und Mixture of Experts.
+# Transformer-Block dieses Kurses; bei DeepSeek ist es eine vollständige Decoder-Schicht mit DeepSeeks
+# eigener Attention-Variante (MLA) und Mixture of Experts.
 
 # %%
 # the drawing code lives in aptt_edu/plotting.py (draw_deepseek_mtp), out of the lesson's way
@@ -392,7 +393,7 @@ plt.show()
 # Links das Hauptmodell (`main model`: Tokens, Embedding, $L$ Transformer-Blöcke, $h^0_i$, Ausgabeschicht,
 # Vorhersage von $t_{i+1}$), rechts die MTP-Module $k = 1, 2$ (`MTP module k`). Jedes Modul normiert
 # das Embedding des wahren Tokens $t_{i+k}$ (`true token`) und den Hidden State $h^{k-1}_i$ der
-# vorigen Stufe mit RMSNorm, verkettet beide, projiziert mit $M_k$, durchläuft einen Block
+# vorigen Stufe mit RMSNorm, verkettet beide, projiziert mit $M_k$, schickt das Ergebnis durch einen Block
 # $\mathrm{TRM}_k$ und sagt über die Ausgabeschicht $t_{i+k+1}$ vorher (`predicts`). Orange
 # gestrichelt (`dashed orange`): dieselbe Gewichtsmatrix, mit dem Hauptmodell geteilt (`shared`).
 #
@@ -589,7 +590,7 @@ for k in (1, 2):
 # Schreiben Sie `my_mtp_loss(main_logits, mtp_logits, labels, mtp_lambda)`: die
 # Haupt-Kreuzentropie plus $\lambda$ mal die Summe der Kreuzentropien der Tiefen (jede ein
 # Mittelwert über ihre gültigen Ziele); die Logits der Tiefe $k$ sind `mtp_logits[k-1]` mit der Form
-# `(B, T-k, V)`. Das ist die Form mit $\lambda$ pro Tiefe, `average_over_depth=False`. Füllen Sie die Funktion unten aus und führen Sie die `check`-Zelle aus: Sie testet Ihren Code an mehreren Eingaben und sagt, welchen Fehler sie erkennt, falls etwas nicht stimmt. Die Lösung ist unter dem Gerüst eingeklappt; versuchen Sie es zuerst selbst.
+# `(B, T-k, V)`. Das ist die Form mit $\lambda$ pro Tiefe, `average_over_depth=False`. Vervollständigen Sie die Funktion unten und führen Sie die `check`-Zelle aus; sie testet Ihren Code an mehreren Eingaben und sagt, welchen Fehler sie erkennt, falls etwas nicht stimmt. Die Lösung ist unter dem Gerüst eingeklappt; versuchen Sie es zuerst selbst.
 
 # %%
 def my_mtp_loss(main_logits, mtp_logits, labels, mtp_lambda):
@@ -761,17 +762,18 @@ print("this run: depth 1 below H2 > 25 steps before the main head:", first_below
 # * **In diesem Lauf enden beide MTP-Varianten knapp unter der Baseline** (die Differenzen oben:
 #   ein Befund dieses Laufs mit festem Seed, ausgegeben, nicht per `assert` geprüft). Das ist
 #   vorsichtig zu lesen: ein Seed und ein kurzer Lauf, der endet, bevor die Modelle die Untergrenze
-#   erreichen. Er zeigt, dass MTP das Lernen hier beschleunigt hat, nicht, dass es am Ende hilft. Ein
-#   anderer Seed kann das Bild umkehren: Mit `"seed": 2` in `setup` oben endet der DeepSeek-Lauf etwa
-#   0,01 nat *über* der Baseline; probieren Sie es aus. Gloeckle et al. (2024, §3.1, Abb. 3), die bis zum Ende
-#   trainierten und Code-Benchmarks maßen, fanden für kleine Modelle das Gegenteil:
+#   erreichen. Der Befund zeigt, dass MTP das Lernen hier beschleunigt hat, nicht, dass es am Ende
+#   hilft. Ein anderer Seed kann das Bild umkehren: Ergänzt man `setup` oben um `"seed": 2`, endet
+#   der DeepSeek-Lauf etwa 0,01 nat *über* der Baseline; probieren Sie es aus. Gloeckle et al. (2024,
+#   §3.1, Abb. 3), die bis zum Ende trainierten und Code-Benchmarks maßen, fanden für kleine Modelle
+#   das Gegenteil:
 #   „Multi-token prediction models are worse than the baseline for small model sizes, but
 #   outperform the baseline at scale“ (MTP-Modelle sind bei kleinen Modellgrößen schlechter als die
 #   Baseline, übertreffen sie aber bei großen; ihre Größen: 0,3 bis 13 Mrd. Parameter; unseres hat etwa
 #   53 Tsd.). Die Ablationsstudie von DeepSeek-V3 (Tabelle 4) nutzte Modelle mit 15,7 und 228,7 Mrd.
 #   Parametern insgesamt.
 # * Der Tiefe-1-Verlust des einfachen Heads bleibt weit über seiner Untergrenze $H_2$: Aus demselben
-#   $h_i$ muss er zwei Tokens vorausraten, ohne das Token dazwischen zu kennen.
+#   $h_i$ muss der Head zwei Tokens vorausraten, ohne das Token dazwischen zu kennen.
 # * Der Tiefe-1-Verlust des DeepSeek-Moduls fällt unter $H_2$ und läuft auf $H$ zu – und zwar
 #   **lange bevor die Verluste der Haupt-Heads fallen**. Das Modul bekommt $t_{i+1}$ als Embedding,
 #   und $t_i$ steckt über den Residualstrom in $h^0_i$: Es erhält genau die zwei Tokens, von denen
@@ -950,8 +952,8 @@ assert 0.02 < overhead["V3 size, dense, L=61"][0] < overhead["V3 size, dense, L=
 # Akzeptanzrate zwischen 85 % und 90 % („the acceptance rate of the second token prediction ranges
 # between 85% and 90% across various generation topics“), was 1,8-mal so viele Tokens pro Sekunde
 # ergibt (§5.4.3). Die Entwurfsnotiz sagt das Gegenteil: „Kein Impact auf Inference Speed (MTP wird
-# nicht verwendet)“. Das stimmt nur für ein Modell, das das Modul weglässt; als Draft-Modell behalten,
-# macht es das Dekodieren schneller, und dieser Abschnitt misst, um wie viel.
+# nicht verwendet)“. Das stimmt nur für ein Modell, das das Modul weglässt; behält man das Modul als
+# Draft-Modell, macht es das Dekodieren schneller, und dieser Abschnitt misst, um wie viel.
 #
 # Wir messen die einfachste Form davon auf den Validierungsdaten: Wie oft ist – mit den wahren Tokens
 # als Eingabe (Teacher Forcing) und Greedy-Dekodierung – das Argmax der Tiefe-1-Logits an Position
@@ -998,7 +1000,7 @@ print("this run: DeepSeek module agrees more often than the simple head:",
 # %% [markdown] de
 # Dieselbe Frage, so gestellt, wie das Dekodieren sie stellt: `GPT.generate(..., speculative=True)`
 # dekodiert greedy, lässt die MTP-Tiefe aus jedem Vorwärtsdurchlauf ein Draft-Token für das nächste
-# Token erzeugen und behält es nur, wo der nächste Durchlauf des Hauptmodells übereinstimmt
+# Token erzeugen und behält es nur dann, wenn der nächste Durchlauf des Hauptmodells übereinstimmt
 # (`aptt_edu.speculative`). Die Ausgabe muss *identisch* mit gewöhnlicher Greedy-Dekodierung sein –
 # das wird hier geprüft –, und die Zähler sagen, wie oft ein Draft-Token angenommen wurde und wie viele
 # Tokens jeder Vorwärtsdurchlauf des Hauptmodells geliefert hat.
@@ -1042,9 +1044,9 @@ print("DeepSeek-V3 (§5.4.3): 85-90 % of second-token drafts accepted, 1.8x toke
 #
 # * Das DeepSeek-Modul stimmt viel öfter mit seinem Hauptmodell überein als der einfache Head (in
 #   diesem Lauf, oben ausgegeben). Genau darauf zielt die Architektur ab: Tiefe 1 ist auf dieselben Tokens bedingt wie
-#   der Haupt-Head einen Schritt später; ideale Versionen der beiden stimmten also immer überein. Der
-#   einfache Head sieht $t_{i+1}$ nie; selbst ideal erreichte er nur die oben ausgegebene „ideale“
-#   Rate.
+#   der Haupt-Head einen Schritt später; ideale Versionen der beiden würden also immer
+#   übereinstimmen. Der einfache Head sieht $t_{i+1}$ nie; selbst ideal würde er nur die oben
+#   ausgegebene „ideale“ Rate erreichen.
 # * Mit Teacher Forcing landet die DeepSeek-Rate in der Nähe der 85–90 %, die DeepSeek-V3 berichtet
 #   – zum Teil Zufall: anderes Modell, andere Sprache, andere Messung. Beide Prädiktoren sind noch
 #   unvollkommen (ihre Genauigkeit für $t_{i+2}$ oben), und jeder Fehler eines der beiden kann
@@ -1128,7 +1130,7 @@ print("DeepSeek-V3 (§5.4.3): 85-90 % of second-token drafts accepted, 1.8x toke
 #    <details><summary>Antwort</summary>λ/D = 0,1 je Tiefe gegenüber 0,3 je Tiefe: Die zweite Form verdreifacht den MTP-Anteil, wenn D von 1 auf 3 steigt.</details>
 # 4. Warum fügt das DeepSeek-Modul keine Parameter in der Größe des Vokabulars hinzu?
 #    <details><summary>Antwort</summary>Es teilt Embedding und Ausgabeschicht mit dem Hauptmodell; eigene Parameter sind pro Tiefe M_k (d × 2d), ein Block und drei RMSNorm-Gewichte.</details>
-# 5. Gl. 21 schreibt den Hidden State zuerst, die veröffentlichten Gewichte nehmen das Embedding zuerst. Spielt das für ein Training von Grund auf eine Rolle? Für das Laden der Gewichte von DeepSeek?
-#    <details><summary>Antwort</summary>Für ein Training von Grund auf nicht: Die Reihenfolgen unterscheiden sich um eine Permutation der Eingangsspalten von M_k. Beim Laden schon: Die beiden Spaltenhälften von eh_proj müssen vertauscht werden.</details>
+# 5. In Gl. 21 steht der Hidden State zuerst, die veröffentlichten Gewichte nehmen das Embedding zuerst. Spielt das für ein Training von Grund auf eine Rolle? Für das Laden der Gewichte von DeepSeek?
+#    <details><summary>Antwort</summary>Für ein Training von Grund auf nicht: Die Reihenfolgen unterscheiden sich durch eine Permutation der Eingangsspalten von M_k. Beim Laden schon: Die beiden Spaltenhälften von eh_proj müssen vertauscht werden.</details>
 # 6. Wozu ist die Vorhersage der Tiefe 1 nach dem Training nützlich?
-#    <details><summary>Antwort</summary>Sie liefert ein Draft-Token für das übernächste Token. Das Hauptmodell prüft es im nächsten Vorwärtsdurchlauf und behält es, wenn es übereinstimmt; so liefert das Dekodieren mehr als ein Token pro Durchlauf, und die Ausgabe bleibt identisch mit Greedy-Dekodierung.</details>
+#    <details><summary>Antwort</summary>Sie liefert ein Draft-Token für das übernächste Token. Das Hauptmodell prüft es im nächsten Vorwärtsdurchlauf und behält es, wenn seine eigene Vorhersage damit übereinstimmt; so liefert das Dekodieren mehr als ein Token pro Durchlauf, und die Ausgabe bleibt identisch mit Greedy-Dekodierung.</details>

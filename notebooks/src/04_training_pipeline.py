@@ -40,9 +40,9 @@
 # mit der Untergrenze $H$ vergleichen.
 # **Voraussetzungen.** Notebooks 00–03.
 # **Zeit.** Etwa 25 Minuten zum Lesen und für zwei Aufgaben; unter einer Minute Laufzeit.
-# **Baut auf.** Notebooks 00, 01, 02 und 03.
-# **Sprache.** Abbildungen, Code, Kommentare und Ausgaben sind in beiden Fassungen englisch; der Text
-# sagt, was sie zeigen.
+# **Grundlage.** Notebooks 00, 01, 02 und 03.
+# **Sprache.** Abbildungen, Code, Code-Kommentare und Zellausgaben sind in beiden Sprachfassungen
+# englisch; der Text erklärt, was sie zeigen.
 
 # %%
 import math
@@ -163,7 +163,7 @@ assert after < total
 # Schreiben Sie `my_grad_norm(grads)`: genau die Zahl, die `clip_grad_norm_` mit `max_norm`
 # vergleicht, also die L2-Norm *aller* Gradienten zusammen (eine Liste von Tensoren beliebiger Form),
 # als 0-dimensionaler Tensor. Liegt sie über `max_norm`, wird jeder Gradient mit `max_norm / norm`
-# skaliert. Füllen Sie die Funktion unten aus und führen Sie die `check`-Zelle aus: Sie testet Ihren
+# skaliert. Vervollständigen Sie die Funktion unten und führen Sie die `check`-Zelle aus; sie testet Ihren
 # Code an mehreren Eingaben und sagt, welchen Fehler sie erkennt, falls etwas nicht stimmt. Die Lösung
 # ist unter dem Gerüst eingeklappt; versuchen Sie es zuerst selbst.
 
@@ -235,7 +235,7 @@ for tau in (0.5, 1.0):
 #
 # Schreiben Sie `my_temperature_softmax(logits, temperature)`: für Logits `(B, V)` und
 # $\tau > 0$ die Verteilung $\mathrm{softmax}(z / \tau)$ jeder Zeile, `(B, V)` – die Verteilung, aus
-# der `generate` zieht. Füllen Sie die Funktion unten aus und führen Sie die `check`-Zelle aus: Sie
+# der `generate` zieht. Vervollständigen Sie die Funktion unten und führen Sie die `check`-Zelle aus: Sie
 # testet Ihren Code an mehreren Eingaben und sagt, welchen Fehler sie erkennt, falls etwas nicht
 # stimmt. Die Lösung ist unter dem Gerüst eingeklappt; versuchen Sie es zuerst selbst.
 
@@ -299,7 +299,7 @@ for name in ("mtp", "deepseek_mtp"):  # what this one seeded run shows, reported
 # %% [markdown] de
 # Links („Whole run“) zeigt die Abbildung den ganzen Lauf: blass und dünn den Trainingsverlust des
 # Haupt-Heads, kräftig und mit Punkten den Validierungsverlust (in der Legende `… (val)`). Rechts
-# („Validation loss near the floor H“) stehen nur die Validierungsverluste, vergrößert um die
+# („Validation loss near the floor H“) stehen nur die Validierungsverluste, in einem vergrößerten Ausschnitt rund um die
 # Untergrenze $H$; die gestrichelte Linie ist $H$ („entropy rate H“).
 #
 # Die Zeitspalten der Zusammenfassung hängen von der Maschine ab; die Ausgabe der folgenden Zelle

@@ -58,9 +58,9 @@
 # `linear_cross_entropy` verwenden und ein Diagramm des gemessenen maximalen Speicherbedarfs lesen.
 # **Voraussetzungen.** Notebook 00 ($p - \mathrm{onehot}(y)$) und Notebook 01 (Label Smoothing).
 # **Zeit.** Etwa 50 Minuten zum Lesen und für zwei Aufgaben; unter einer Minute Laufzeit.
-# **Baut auf.** Notebooks 00, 01 und 02.
-# **Sprache.** Abbildungen, Code, Kommentare und Ausgaben sind in beiden Fassungen englisch; der Text
-# sagt, was sie zeigen.
+# **Grundlage.** Notebooks 00, 01 und 02.
+# **Sprache.** Abbildungen, Code, Code-Kommentare und Zellausgaben sind in beiden Sprachfassungen
+# englisch; der Text erklärt, was sie zeigen.
 
 # %%
 from concurrent.futures import ThreadPoolExecutor
@@ -111,7 +111,7 @@ LANG = "de"  # die Sprache der Rückmeldungen zu den Aufgaben (das englische Not
 # also $V \cdot d$ Parameter. Die Größen von DeepSeek-V3 stammen aus seiner veröffentlichten
 # Konfiguration (`inference/configs/config_671B.json`: `"vocab_size": 129280, "dim": 7168`); sein
 # Head ist *nicht* an das Eingabe-Embedding gebunden (`tie_word_embeddings: false`), und die
-# Beschreibung seiner Gewichte (`README_WEIGHTS.md`) nennt für den Output-Head 0,9 Mrd. Parameter.
+# Beschreibung seiner Gewichte (`README_WEIGHTS.md`) nennt für die Ausgabeschicht 0,9 Mrd. Parameter.
 # Wir lassen die Bibliothek beide Heads auf PyTorchs `meta`-Gerät bauen, das nur Formen festhält und
 # keinen Speicher belegt, und zählen.
 
@@ -222,7 +222,7 @@ assert 2 * 4096 * dsv3["V"] > dsv3["params"]  # two sequences of 4096 tokens out
 # ### Ein Micro-Batch
 #
 # Nehmen wir einen Micro-Batch aus $B = 8$ Sequenzen mit je $T = 4096$ Tokens,
-# $N = B \cdot T = 32.768$ – die Größe aus dem Beispiel der Liger-Kernel-Autoren (ihr
+# $N = B \cdot T = 32\,768$ – die Größe aus dem Beispiel der Liger-Kernel-Autoren (ihr
 # Logits-Tensor von 16,8 GB ist genau dieser Batch mit einem Vokabular von 256k in bf16; diese Zahl
 # prüfen wir zuerst).
 
@@ -349,7 +349,7 @@ assert round(naive_peak(N, dsv3["V"], dsv3["d"]) / GB, 1) == 55.5
 # ### Die Tabelle der Entwurfsnotiz, nachgerechnet und korrigiert
 #
 # Die Entwurfsnotiz führt den Haupt-Head mit „400 MB“. So viel kostet der Head – die Annahmen
-# stehen in jeder Zeile – bei einem Micro-Batch von $B \cdot T = 32.768$ Tokens.
+# stehen in jeder Zeile – bei einem Micro-Batch von $B \cdot T = 32\,768$ Tokens.
 
 # %%
 TABLE = [  # (row, bytes as a function of one config)
@@ -456,8 +456,7 @@ assert torch.allclose(w[:, None] * delta, z.grad[0], atol=1e-7)
 #
 # Schreiben Sie `my_softmax_gradient(logits, labels)`: für Logits `(N, V)` und Labels `(N,)` den
 # Gradienten der *summierten* Kreuzentropie $\sum_i -\log p_{i, y_i}$ nach den Logits, `(N, V)`,
-# aus der Formel oben mit $\varepsilon = 0$ – ohne `backward()`. Füllen Sie die Funktion unten aus
-# und führen Sie die `check`-Zelle aus: Sie testet Ihren Code an mehreren Eingaben und sagt, welchen
+# aus der Formel oben mit $\varepsilon = 0$ – ohne `backward()`. Vervollständigen Sie die Funktion unten und führen Sie die `check`-Zelle aus; sie testet Ihren Code an mehreren Eingaben und sagt, welchen
 # Fehler sie erkennt, falls etwas nicht stimmt. Die Lösung ist unter dem Gerüst eingeklappt;
 # versuchen Sie es zuerst selbst.
 
@@ -616,7 +615,7 @@ for name, c in CONFIGS.items():
 # gewöhnlichen Schritt, und ab welcher Chunk-Größe lohnt sich die blockweise Berechnung nicht mehr?
 # In einem laufenden Notebook (Jupyter, Colab) zeichnen die Schieberegler unten die Abbildung neu;
 # auf der Website und in den Notebook-Tests wird sie einmal mit den Voreinstellungen gezeichnet
-# (`aptt_edu.widgets.explore`). Die Balken zeigen den Speicher des blockweisen (`chunked loss step`)
+# (`aptt_edu.widgets.explore`). Die Balken zeigen den Speicherbedarf des blockweisen (`chunked loss step`)
 # und des gewöhnlichen Verlustschritts (`plain loss step`) in GB (fp32); der Titel nennt die Größen
 # und das Verhältnis `chunked / plain`.
 
@@ -653,8 +652,7 @@ explore(draw_memory, tokens=(1024, 131072, 1024, 32768), V=(1000, 256000, 1000, 
 # `(N, d)`, Gewicht des Heads `(V, d)`, Labels `(N,)` mit `-100` für „kein Ziel“: die mittlere
 # Kreuzentropie von `hidden @ weight.T` über die gültigen Labels, Chunk für Chunk berechnet, sodass
 # keine Operation je mehr als `chunk_size` Zeilen Logits erzeugt. Den Rückwärtsdurchlauf darf
-# Autograd übernehmen. Die Prüfung überwacht jeden Tensor, den Ihre Funktion erzeugt. Füllen Sie die
-# Funktion unten aus und führen Sie die `check`-Zelle aus: Sie testet Ihren Code an mehreren
+# Autograd übernehmen. Die Prüfung überwacht jeden Tensor, den Ihre Funktion erzeugt. Vervollständigen Sie die Funktion unten und führen Sie die `check`-Zelle aus; sie testet Ihren Code an mehreren
 # Eingaben und sagt, welchen Fehler sie erkennt, falls etwas nicht stimmt. Die Lösung ist unter dem
 # Gerüst eingeklappt; versuchen Sie es zuerst selbst.
 
@@ -817,7 +815,7 @@ assert all(abs(o) < 32 * MiB for o in offsets)
 # ## 5. Zurück zu den echten Größen
 #
 # Beide Formeln sind jetzt an Messungen geprüft; also können wir sie bei Größen verwenden, die
-# niemand auf einem Laptop laufen lässt. Für einen Micro-Batch von $N = 32.768$ Tokens mit dem
+# niemand auf einem Laptop laufen lässt. Für einen Micro-Batch von $N = 32\,768$ Tokens mit dem
 # Standard-Chunk $C = 512$:
 
 # %%
@@ -864,13 +862,14 @@ assert dsv3["chunked"] < dsv3["plain"] / 10 and note["chunked"] < note["plain"] 
 # Verfahren liefern muss. Und weil der Puffer nicht mit $N$ wächst, kostet ein größerer Micro-Batch
 # nur den Term $N \cdot d$. (Das sind die Zahlen eines gewöhnlichen PyTorch-Schritts auf einem
 # Gerät; ein echter DeepSeek-V3-Lauf verteilt seine Tensoren auf viele GPUs und nutzt eigene
-# Kernels. Sie stammen aus den Formeln, die Abschnitt 4 bei $d = 64$ durch Messung prüft, wo die
-# Terme $V d$ und $N d$ klein sind; bei der Breite von DeepSeek-V3, wo diese Terme zählen und nicht
-# gemessen ist, ob sie alle gleichzeitig mit den drei $N \times V$-Puffern im Speicher liegen, sind
-# sie als Schätzungen auf etwa 10 % genau zu lesen, nicht auf drei Stellen.)
+# Kernels. Die Zahlen stammen aus den Formeln, die Abschnitt 4 bei $d = 64$ – wo die Terme $V d$
+# und $N d$ klein sind – durch Messung prüft. Bei der Breite von DeepSeek-V3 fallen diese Terme ins
+# Gewicht, und ob sie alle gleichzeitig mit den drei $N \times V$-Puffern im Speicher liegen, wurde
+# nicht gemessen; dort sind die Zahlen als Schätzungen zu lesen, die auf etwa 10 % genau sind, nicht
+# auf drei Stellen.)
 #
-# Das ist die Idee hinter Liger Kernels Fused Linear Cross-Entropy und Apples Cut Cross-Entropy; die
-# Autoren von Cut Cross-Entropy berichten, dass sie mit fusionierten GPU-Kernels den Speicher der
+# Das ist die Idee hinter der Fused Linear Cross-Entropy von Liger Kernel und Apples Cut Cross-Entropy; die
+# Autoren von Cut Cross-Entropy berichten, dass sie mit fusionierten GPU-Kernels den Speicherbedarf der
 # Verlustberechnung von Gemma 2 (2B) von 24 GB auf 1 MB senken. `linear_cross_entropy` ist die
 # lesbare Fassung in reinem PyTorch.
 #
@@ -879,7 +878,7 @@ assert dsv3["chunked"] < dsv3["plain"] / 10 and note["chunked"] < note["plain"] 
 # * Die Angabe „Main Head 400 MB“ der Entwurfsnotiz umfasst nur die fp32-Gewichte (409,6 MB =
 #   390,6 MiB); den Trainingsspeicher des Heads bestimmen die Logits, die größer als die Gewichte
 #   werden, sobald ein Batch mehr als $d$ Tokens hat.
-# * Der gewöhnliche Verlustschritt hält auf seinem Höhepunkt drei fp32-Matrizen der Größe
+# * Der gewöhnliche Verlustschritt hält zum Zeitpunkt seines maximalen Speicherbedarfs drei fp32-Matrizen der Größe
 #   $N \times V$ im Speicher – auch bei bf16-Logits.
 # * Weil $\partial\ell/\partial z = p - q$ Zeile für Zeile gilt und jeder Gradient eine Summe über
 #   Tokens ist, lassen sich Verlust und Gradienten blockweise berechnen: dieselben Zahlen, Speicher
@@ -908,7 +907,7 @@ assert dsv3["chunked"] < dsv3["plain"] / 10 and note["chunked"] < note["plain"] 
 #    <details><summary>Antwort</summary>Der Verlust jedes Tokens und sein Gradient p − q hängen nur von seiner eigenen Zeile der Logits ab, und der Gradient der Gewichte ist eine Summe über Tokens, die sich Chunk für Chunk aufaddieren lässt.</details>
 # 3. Ein blockweise berechneter Verlust mittelt die Mittelwerte der Chunks. Wann ist das falsch?
 #    <details><summary>Antwort</summary>Immer dann, wenn die Chunks unterschiedlich viele gültige Ziele enthalten (ein kürzerer letzter Chunk, ungleiches Padding). Addieren Sie die Summen der Chunks und teilen Sie einmal durch die Gesamtzahl.</details>
-# 4. Wie viel zusätzlichen Speicher braucht der blockweise berechnete Verlust auf seinem Höhepunkt ungefähr?
+# 4. Wie viel zusätzlichen Speicher braucht der blockweise berechnete Verlust zum Zeitpunkt seines maximalen Speicherbedarfs ungefähr?
 #    <details><summary>Antwort</summary>Etwa einen Chunk von fp32-Logits und ihren Gradienten, ein kleines Vielfaches von chunk_size·V·4 Byte, unabhängig von der Zahl der Tokens N.</details>
 # 5. Verringert die blockweise Berechnung des Verlusts den Speicher für die Gewichte des Heads, ihren Gradienten oder den AdamW-Zustand?
 #    <details><summary>Antwort</summary>Nein. Sie beseitigt nur die (N, V)-Aktivierungen; Gewichte, Gradient der Gewichte und Optimiererzustand bleiben, wie sie sind.</details>

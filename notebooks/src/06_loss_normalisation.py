@@ -75,9 +75,9 @@
 # **Voraussetzungen.** Notebooks 00 und 01 (`ignore_index`, der Mittelwert über gültige Ziele);
 # Notebook 03 für Abschnitt 4.
 # **Zeit.** Etwa 45 Minuten zum Lesen und für zwei Aufgaben; unter einer Minute Laufzeit.
-# **Baut auf.** Notebooks 00, 01 und 03.
-# **Sprache.** Abbildungen, Code, Kommentare und Ausgaben sind in beiden Fassungen englisch; der Text
-# sagt, was sie zeigen.
+# **Grundlage.** Notebooks 00, 01 und 03.
+# **Sprache.** Abbildungen, Code, Code-Kommentare und Zellausgaben sind in beiden Sprachfassungen
+# englisch; der Text erklärt, was sie zeigen.
 
 # %%
 import dataclasses
@@ -224,7 +224,7 @@ assert ratio_A == 7.5 and abs(ratio_B - 15 / 28) < 1e-12
 # etwas mehr als die Hälfte dessen, was ihm zusteht. Nur wenn alle Micro-Batches gleich viele Ziele
 # haben, $N_m = N / M$, ist $1/(M N_m) = 1/N$, und nur dann stimmen beide Rezepte überein. Mit
 # Padding und unterschiedlich langen Dokumenten sind diese Zahlen selten gleich. Packt man die
-# Dokumente in volle Zeilen fester Länge (Packing), werden sie fast gleich – es sei denn, die Ziele
+# Dokumente in volle Zeilen fester Länge (Packing), werden die Zahlen fast gleich – es sei denn, die Ziele
 # an den Dokumentgrenzen werden maskiert: Dann verliert jede Zeile so viele Ziele, wie sie Grenzen
 # enthält, und die Zahlen unterscheiden sich wieder.
 
@@ -411,7 +411,7 @@ explore(draw_weights, N_A=(1, 64, 1, 2), N_B=(1, 64, 1, 28))
 # auf die Micro-Batches verteilen. $N$ muss bekannt sein, bevor für den ersten Micro-Batch der
 # Rückwärtsdurchlauf läuft, und das ist der Fall: Um die Labels zu zählen, die nicht `-100` sind,
 # braucht man keinen Vorwärtsdurchlauf, nur die Labels aller Micro-Batches. So sieht die Korrektur
-# in der transformers-Bibliothek aus (Pull Requests #34191 und #34198, Oktober 2024; #34283 reicht
+# in der transformers-Bibliothek aus (Pull-Requests #34191 und #34198, Oktober 2024; #34283 reicht
 # die Zahl an den Verlust der meisten Modelle weiter): Der Trainer zählt die Ziele aller
 # Micro-Batches eines Schritts und übergibt diese Zahl als `num_items_in_batch` an die
 # Verlustfunktion.
@@ -526,7 +526,7 @@ except ValueError as e:
 # Schreiben Sie `my_num_items_in_batch(micro_labels)`: für die Labels aller Micro-Batches eines
 # Optimiererschritts (eine Liste von `(b, T)`-Tensoren, `-100` für „kein Ziel“) die Zahl der gültigen
 # Ziele des ganzen Schritts, ein `int` – die Zahl, durch die die Summe jedes Micro-Batches geteilt
-# wird. Füllen Sie die Funktion unten aus und führen Sie die `check`-Zelle aus: Sie testet Ihren
+# wird. Vervollständigen Sie die Funktion unten und führen Sie die `check`-Zelle aus; sie testet Ihren
 # Code an mehreren Eingaben und sagt, welchen Fehler sie erkennt, falls etwas nicht stimmt. Die
 # Lösung ist unter dem Gerüst eingeklappt; versuchen Sie es zuerst selbst.
 
@@ -555,7 +555,7 @@ result = check("num_items_in_batch", my_num_items_in_batch, lang=LANG)
 # Schreiben Sie `my_accumulated_losses(micro_logits, micro_labels)`: für Micro-Batches aus Logits
 # `(b, T, V)` und Labels `(b, T)` die Liste der Verluste, für die `backward()` aufgerufen wird, einer
 # pro Micro-Batch, sodass die summierten Gradienten gleich dem Gradienten des mittleren Verlusts des
-# *ganzen* Batches sind. Füllen Sie die Funktion unten aus und führen Sie die `check`-Zelle aus: Sie
+# *ganzen* Batches sind. Vervollständigen Sie die Funktion unten und führen Sie die `check`-Zelle aus: Sie
 # testet Ihren Code an mehreren Eingaben und sagt, welchen Fehler sie erkennt, falls etwas nicht
 # stimmt. Die Lösung ist unter dem Gerüst eingeklappt; versuchen Sie es zuerst selbst.
 
