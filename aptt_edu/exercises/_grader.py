@@ -24,7 +24,16 @@ from typing import Any
 
 import torch
 
-__all__ = ["Case", "CheckResult", "FunctionExercise", "Hints", "close", "fail", "passed"]
+__all__ = [
+    "Case",
+    "CheckResult",
+    "FunctionExercise",
+    "Hints",
+    "close",
+    "error_result",
+    "fail",
+    "passed",
+]
 
 Hints = dict[str, dict[str, str]]  # mistake id -> {"en": ..., "de": ...}
 LANGS = ("en", "de")
@@ -170,6 +179,11 @@ class Case:
         """Deep copies, so a function that writes into its inputs cannot spoil the next call."""
         return copy.deepcopy(self.args), copy.deepcopy(self.kwargs)
 
+    def apply(self, fn: Callable[..., Any]) -> Any:
+        """``fn`` on fresh copies of this case's arguments (for the reference and the variants)."""
+        args, kwargs = self.fresh()
+        return fn(*args, **kwargs)
+
 
 Shape = Callable[[Any, Any], str | None]  # (result, reference result) -> problem or None
 
@@ -193,8 +207,9 @@ def same_kind(result: Any, expected: Any) -> str | None:
         if not isinstance(result, (list, tuple)) or len(result) != len(expected):
             return want
         for r, e in zip(result, expected, strict=True):
-            if same_kind(r, e) is not None:
-                return f"{want}, each {same_kind(r, e) or ''}".rstrip(", ")
+            problem = same_kind(r, e)
+            if problem is not None:
+                return f"{want}, each {problem}"
         return None
     return None
 
@@ -230,8 +245,8 @@ class FunctionExercise:
             args, kwargs = case.fresh()
             outcome = call(fn, args, kwargs)
             if isinstance(outcome, BaseException):
-                return _error(self.name, lang, outcome, label)
-            want = self.reference(*case.fresh()[0], **case.fresh()[1])
+                return error_result(self.name, lang, outcome, label)
+            want = case.apply(self.reference)
             problem = same_kind(outcome, want)
             if problem is not None:
                 return fail(self.name, lang, "wrong_shape", "wrong_shape", case=label,
@@ -245,7 +260,7 @@ class FunctionExercise:
             return self._gradient_check(fn, cases[0], lang) or passed(self.name, lang, labels)
         for mistake, variants in self.mistakes.items():
             for variant in variants if isinstance(variants, tuple) else (variants,):
-                guesses = [variant(*c.fresh()[0], **c.fresh()[1]) for c in cases]
+                guesses = [c.apply(variant) for c in cases]
                 if all(close(r, g) for r, g in zip(results, guesses, strict=True)):
                     hint = self.hints[mistake][lang]
                     return fail(self.name, lang, "mistake", mistake, hint=hint)
@@ -291,7 +306,8 @@ def call(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) 
         return error
 
 
-def _error(name: str, lang: str, error: BaseException, case: str) -> CheckResult:
+def error_result(name: str, lang: str, error: BaseException, case: str) -> CheckResult:
+    """The failed result for an exception raised by the learner's code on the input ``case``."""
     if isinstance(error, NotImplementedError):
         return fail(name, lang, "not_implemented", "not_implemented")
     text = f"{type(error).__name__}: {error}".strip().rstrip(":")

@@ -14,7 +14,15 @@ from typing import Any
 import torch
 from torch import nn
 
-from aptt_edu.exercises._grader import Case, CheckResult, FunctionExercise, call, fail, passed
+from aptt_edu.exercises._grader import (
+    Case,
+    CheckResult,
+    FunctionExercise,
+    call,
+    error_result,
+    fail,
+    passed,
+)
 from aptt_edu.heads.language_modeling import LanguageModelingHead
 from aptt_edu.loss.language_modeling import (
     LanguageModelingLoss,
@@ -215,10 +223,7 @@ class TieWeights:
         emb, head = self._pair(0)
         outcome = call(fn, (emb, head), {})
         if isinstance(outcome, BaseException):
-            if isinstance(outcome, NotImplementedError):
-                return fail(self.name, lang, "not_implemented", "not_implemented")
-            text = f"{type(outcome).__name__}: {outcome}"
-            return fail(self.name, lang, "exception", "exception", error=f"`{text}`", case=case)
+            return error_result(self.name, lang, outcome, case)
         w = head.weight
         if w is not emb.weight:
             if isinstance(w, torch.Tensor) and w.shape == emb.weight.shape:

@@ -19,6 +19,7 @@ from aptt_edu.exercises._grader import (
     FunctionExercise,
     call,
     describe,
+    error_result,
     fail,
     passed,
     show,
@@ -313,10 +314,7 @@ class AccumulatedLoss:
             logits, ys = case.args
             got = self._grads(fn, logits, ys)
             if isinstance(got, BaseException):
-                if isinstance(got, NotImplementedError):
-                    return fail(self.name, lang, "not_implemented", "not_implemented")
-                text = f"`{type(got).__name__}: {got}`"
-                return fail(self.name, lang, "exception", "exception", error=text, case=label)
+                return error_result(self.name, lang, got, label)
             if isinstance(got, tuple) and got[0] == "shape":
                 want = f"a list of {len(logits)} 0-dim tensors (one loss per micro-batch)"
                 return fail(self.name, lang, "wrong_shape", "wrong_shape", case=label,
