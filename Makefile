@@ -30,15 +30,16 @@ setup: $(VENV)/.installed
 
 demo: setup
 	$(PY) examples/llm_loss_head_example.py
-	@if [ -f aptt_edu/train.py ]; then $(PY) -m aptt_edu.train compare --out $(OUT) && \
-	  echo "plot: $(OUT)/loss_curves.png  table: $(OUT)/summary.md"; fi
+	$(PY) -m aptt_edu compare --out $(OUT)
+	@echo "plot: $(OUT)/loss_curves.png  table: $(OUT)/summary.md"
 
 lint: setup
-	$(VENV)/bin/ruff check aptt_edu tests examples benchmarks docs/hooks notebooks/build.py notebooks/hosted.py
+	$(VENV)/bin/ruff check aptt_edu tests examples benchmarks docs/hooks notebooks/build.py notebooks/hosted.py notebooks/src
 	$(VENV)/bin/ruff format --check aptt_edu tests examples benchmarks docs/hooks notebooks/build.py notebooks/hosted.py
 
 typecheck: setup
 	$(VENV)/bin/mypy --strict aptt_edu
+	$(VENV)/bin/mypy --strict --python-version 3.11 notebooks/build.py notebooks/hosted.py docs/hooks
 
 # Debian's chromium for tests/test_docs_site.py; APTT_REQUIRE_BROWSER=1 makes a missing browser
 # fail the test instead of skipping it.

@@ -4,7 +4,7 @@ Start with :mod:`aptt_edu.loss.language_modeling` (cross-entropy, label smoothin
 prediction) and :mod:`aptt_edu.heads.language_modeling` (output heads, weight tying).
 """
 
-from aptt_edu.loss.language_modeling import shift_labels
+from aptt_edu.labels import shift_labels
 
 __all__ = ["__version__", "shift_labels"]
 __version__ = "0.1.0"

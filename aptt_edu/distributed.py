@@ -5,14 +5,14 @@ on its own slice of the global batch, and the slices' gradients are combined bef
 step, so all copies take the same step. Launch with ``torchrun``, which starts the processes and
 sets the environment variables ``RANK``, ``WORLD_SIZE``, ``MASTER_ADDR`` and ``MASTER_PORT``::
 
-    torchrun --nproc_per_node 2 -m aptt_edu.train --grad-accum 2 --out runs/ddp
+    torchrun --nproc_per_node 2 -m aptt_edu --grad-accum 2 --out runs/ddp
 
 Everything here also works without a process group (one plain process): then the rank is 0, the
 world size 1, and a "sum over all ranks" is the value itself. So the training loop needs no
 ``if distributed`` branches around its arithmetic.
 
 **Where the normaliser comes from.** The loss of a slice is its *sum* divided by the valid-target
-count :math:`N` of the **global** batch (notebook 06). :func:`aptt_edu.train.train` knows
+count :math:`N` of the **global** batch (notebook 06). :func:`aptt_edu.training.train` knows
 :math:`N` locally, because every rank draws the same global batch from the same seeded generator and
 only then takes its slice. A data loader that gives each rank different rows would instead add the
 local counts up with :func:`all_reduce_sum` — counts add up over rows.

@@ -1,7 +1,7 @@
 """The figures the notebooks and ``compare`` draw, kept out of the lessons' code cells.
 
 * :func:`plot_loss_curves`: loss curves of training runs with the entropy-rate floor as a line
-  (``python -m aptt_edu.train compare`` writes it as ``loss_curves.png``)::
+  (``aptt-edu compare`` writes it as ``loss_curves.png``, via :func:`save_loss_curves`)::
 
       from aptt_edu.plotting import plot_loss_curves
       ax = plot_loss_curves({"baseline": h1, "MTP": h2}, floor=h1.entropy_rate)
@@ -15,10 +15,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-if TYPE_CHECKING:
-    from aptt_edu.train import History
+if TYPE_CHECKING:  # annotations only: plotting imports nothing of the package at run time
+    from pathlib import Path
 
-__all__ = ["draw_deepseek_mtp", "plot_loss_curves"]
+    from aptt_edu.training.history import History
+
+__all__ = ["draw_deepseek_mtp", "plot_loss_curves", "save_loss_curves"]
 
 
 def plot_loss_curves(
@@ -79,6 +81,26 @@ def plot_loss_curves(
     ax.legend(fontsize="small")
     ax.grid(alpha=0.3)
     return ax
+
+
+def save_loss_curves(histories: dict[str, History], path: str | Path) -> None:
+    """Two panels — the whole run, and a zoom onto the floor — saved as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)  # no display needed
+    import matplotlib.pyplot as plt
+
+    floor = next(iter(histories.values())).entropy_rate
+    fig, (ax_all, ax_zoom) = plt.subplots(1, 2, figsize=(13, 4.8))
+    plot_loss_curves(histories, floor=floor, ax=ax_all)
+    if floor is not None:
+        plot_loss_curves(histories, floor=floor, ax=ax_zoom, ylim=(floor - 0.05, floor + 0.45))
+        ax_zoom.set_title("zoom onto the floor")
+    else:
+        ax_zoom.set_visible(False)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
 _SHARED = "#f8d7a8"  # fill of the boxes that hold the main model's embedding and output head

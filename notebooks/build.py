@@ -36,6 +36,7 @@ from __future__ import annotations
 import json
 import re
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from hosted import header_cells
@@ -47,51 +48,75 @@ HEADER = re.compile(
 )
 
 
-def parse(source: str) -> list[dict[str, object]]:
-    """Splits a percent-format source into cells: ``{"type", "lang", "tags", "lines"}``."""
-    cells: list[dict[str, object]] = []
-    for line in source.splitlines():
+@dataclass
+class Cell:
+    """One cell of a source file: its kind, language (``None``: both), tags and lines."""
+
+    kind: str  # "markdown" or "code"
+    lang: str | None
+    tags: list[str]
+    line: int  # 1-based line of its `# %%` header in the source, for error messages
+    lines: list[str] = field(default_factory=list)
+
+
+class SourceError(ValueError):
+    """A source file breaks the bilingual format; the message names the file and line."""
+
+
+def parse(source: str, name: str = "<source>") -> list[Cell]:
+    """Splits a percent-format source into cells and checks that Markdown comes in pairs.
+
+    Raises:
+        SourceError: An English Markdown cell not followed by its German twin, or a German one
+            without the English cell before it.
+    """
+    cells: list[Cell] = []
+    for number, line in enumerate(source.splitlines(), start=1):
         m = HEADER.match(line)
         if m:
-            cells.append(
-                {
-                    "type": "markdown" if m["md"] else "code",
-                    "lang": m["lang"],
-                    "tags": json.loads(m["tags"]) if m["tags"] else [],
-                    "lines": [],
-                }
-            )
+            tags = json.loads(m["tags"]) if m["tags"] else []
+            cells.append(Cell("markdown" if m["md"] else "code", m["lang"], tags, number))
         elif cells:
-            lines = cells[-1]["lines"]
-            assert isinstance(lines, list)
-            if cells[-1]["type"] == "markdown":
+            if cells[-1].kind == "markdown":
                 line = line[2:] if line.startswith("# ") else line.lstrip("#")
-            lines.append(line)
+            cells[-1].lines.append(line)
+    for i, cell in enumerate(cells):
+        if cell.kind != "markdown" or cell.lang is None:
+            continue
+        after = cells[i + 1] if i + 1 < len(cells) else None
+        before = cells[i - 1] if i > 0 else None
+        if cell.lang == "en" and not (after and after.kind == "markdown" and after.lang == "de"):
+            raise SourceError(
+                f"{name}:{cell.line}: English Markdown cell without its German twin "
+                "(a `# %% [markdown] de` cell must follow it)"
+            )
+        if cell.lang == "de" and not (before and before.kind == "markdown" and before.lang == "en"):
+            raise SourceError(
+                f"{name}:{cell.line}: German Markdown cell without the English cell before it"
+            )
     return cells
 
 
-def to_notebook(
-    cells: list[dict[str, object]], lang: str, learner: bool = False
-) -> dict[str, object]:
+def to_notebook(cells: list[Cell], lang: str, learner: bool = False) -> dict[str, object]:
     """The nbformat-4 JSON of one language's notebook (no outputs), worked or learner edition."""
     out: list[dict[str, object]] = []
     for cell in cells:
-        if cell["lang"] not in (None, lang):
+        if cell.lang not in (None, lang):
             continue
-        solution = "solution" in cell["tags"]  # type: ignore[operator]
+        solution = "solution" in cell.tags
         if solution and learner:
             continue
         cell_id = f"cell-{len(out):03d}"  # stable ids keep diffs of re-executed notebooks small
-        lines = list(cell["lines"])  # type: ignore[call-overload]
+        lines = list(cell.lines)
         while lines and not lines[-1].strip():
             lines.pop()
         text = "\n".join(lines)
         src = [ln + "\n" for ln in text.split("\n")]
         src[-1] = src[-1].rstrip("\n")
-        meta: dict[str, object] = {"tags": cell["tags"]} if cell["tags"] else {}
+        meta: dict[str, object] = {"tags": cell.tags} if cell.tags else {}
         if solution:  # collapsed in Jupyter: the learner opens it after trying
             meta["jupyter"] = {"source_hidden": True}
-        if cell["type"] == "markdown":
+        if cell.kind == "markdown":
             out.append({"cell_type": "markdown", "id": cell_id, "metadata": meta, "source": src})
         else:
             out.append(
@@ -117,14 +142,14 @@ def to_notebook(
 
 def build(src: Path) -> None:
     """Writes ``<lang>/<name>.ipynb`` and ``exercises/<lang>/<name>.ipynb`` from ``src``."""
-    cells = parse(src.read_text(encoding="utf-8"))
+    cells = parse(src.read_text(encoding="utf-8"), str(src.relative_to(HERE.parent)))
     for lang, learner in [(lang, learner) for learner in (False, True) for lang in LANGS]:
         folder = HERE / "exercises" / lang if learner else HERE / lang
         target = folder / f"{src.stem}.ipynb"
         target.parent.mkdir(parents=True, exist_ok=True)
         nb = to_notebook(cells, lang, learner)
         # after the title: Colab/Binder links and the install cell for hosted runtimes (hosted.py)
-        extra = [
+        extra: list[dict[str, object]] = [
             {
                 "cell_type": kind,
                 "id": f"hosted-{i}",
@@ -136,7 +161,9 @@ def build(src: Path) -> None:
                 header_cells(str(target.relative_to(HERE.parent)), lang)
             )
         ]
-        nb["cells"][1:1] = extra  # type: ignore[index]
+        body = nb["cells"]
+        assert isinstance(body, list)
+        body[1:1] = extra
         target.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
         print(f"wrote {target.relative_to(HERE.parent)}")
 
@@ -144,6 +171,9 @@ def build(src: Path) -> None:
 if __name__ == "__main__":
     names = sys.argv[1:]
     sources = sorted((HERE / "src").glob("*.py"))
-    for s in sources:
-        if not names or s.stem in names:
-            build(s)
+    try:
+        for s in sources:
+            if not names or s.stem in names:
+                build(s)
+    except SourceError as e:
+        sys.exit(str(e))

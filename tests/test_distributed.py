@@ -3,7 +3,7 @@ r"""Two real processes on loopback (``gloo``, CPU): metrics and training agree w
 * :class:`~aptt_edu.loss.metrics.PerplexityMetric` and :class:`~aptt_edu.loss.metrics.TokenAccuracyMetric`
   all-reduce their sums in ``compute()``, so every rank reports the value over *all* ranks' data —
   the value one process gets from all the data.
-* ``torchrun --nproc_per_node 2 -m aptt_edu.train --grad-accum 2`` trains with
+* ``torchrun --nproc_per_node 2 -m aptt_edu --grad-accum 2`` trains with
   ``DistributedDataParallel`` and gives the same losses, gradient norms and validation metrics as
   one process on the same global batch (to float rounding); only rank 0 writes the output folder.
 
@@ -24,10 +24,11 @@ from pathlib import Path
 import pytest
 import torch
 
+from aptt_edu.cli import main
 from aptt_edu.distributed import all_reduce_sum, init_from_env, rank_and_world_size, shard
 from aptt_edu.loss.language_modeling import MultiTokenPredictionLoss
 from aptt_edu.loss.metrics import PerplexityMetric, TokenAccuracyMetric
-from aptt_edu.train import History, main
+from aptt_edu.training import History
 
 pytestmark = pytest.mark.skipif(
     not torch.distributed.is_available() or not torch.distributed.is_gloo_available(),
@@ -158,7 +159,7 @@ def test_torchrun_two_processes_match_one_process(tmp_path: Path) -> None:
     cmd = [
         sys.executable, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc_per_node", "2",
         "--master_addr", "127.0.0.1", "--master_port", str(free_port()),
-        "-m", "aptt_edu.train", *RUN_FLAGS, "--grad-accum", "2", "--out", str(out),
+        "-m", "aptt_edu", *RUN_FLAGS, "--grad-accum", "2", "--out", str(out),
     ]  # fmt: skip
     result = subprocess.run(
         cmd, capture_output=True, text=True, env=loopback_env(), timeout=240, cwd=tmp_path

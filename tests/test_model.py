@@ -9,7 +9,7 @@ from aptt_edu.data import LMData
 from aptt_edu.heads.deepseek_mtp import DeepSeekMTP
 from aptt_edu.loss.language_modeling import MultiTokenPredictionLoss
 from aptt_edu.model import GPT, MTP_VARIANTS, GPTConfig
-from aptt_edu.train import TrainConfig, train
+from aptt_edu.training import TrainConfig, train
 
 V, T = 11, 12
 

@@ -24,7 +24,7 @@ from torch import nn
 from aptt_edu.loss.language_modeling import LanguageModelingLoss, MultiTokenPredictionLoss
 from aptt_edu.loss.linear_cross_entropy import linear_cross_entropy
 from aptt_edu.model import GPT, GPTConfig
-from aptt_edu.train import TrainConfig, check_config, compute_loss, train
+from aptt_edu.training import TrainConfig, check_config, compute_loss, train
 
 V, T = 11, 8
 PADS = [0, 6, 1, 7, 3]  # padded targets at the end of each row: very uneven valid counts

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -116,3 +117,28 @@ def test_reads_no_file_of_the_repository(name: str) -> None:
     code = "\n".join(_cells(EN / name, "code"))
     for marker in ("benchmarks", "sys.path", "__file__", "parents[", "notebooks/", "tests/"):
         assert marker not in code, f"{name}: a code cell mentions {marker!r}"
+
+
+def _build_module() -> ModuleType:
+    """``notebooks/build.py`` as a module (it imports ``hosted`` from its own folder)."""
+    import importlib
+    import sys
+
+    sys.path.insert(0, str(NOTEBOOKS))
+    try:
+        return importlib.import_module("build")
+    finally:
+        sys.path.remove(str(NOTEBOOKS))
+
+
+def test_build_rejects_a_markdown_cell_without_its_twin() -> None:
+    build = _build_module()
+    lonely_en = "# %%\nx = 1\n# %% [markdown] en\n# ## Hello\n# %%\ny = 2\n"
+    with pytest.raises(build.SourceError, match=r"^x\.py:3: English Markdown cell without its"):
+        build.parse(lonely_en, "x.py")
+    with pytest.raises(build.SourceError, match=r"^x\.py:1: German Markdown cell without"):
+        build.parse("# %% [markdown] de\n# ## Hallo\n", "x.py")
+    pair = build.parse("# %% [markdown] en\n# ## Hello\n# %% [markdown] de\n# ## Hallo\n", "x.py")
+    assert [(c.lang, c.lines) for c in pair] == [("en", ["## Hello"]), ("de", ["## Hallo"])]
+    for src in sorted((NOTEBOOKS / "src").glob("*.py")):  # every source of the course pairs up
+        build.parse(src.read_text(encoding="utf-8"), src.name)

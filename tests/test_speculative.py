@@ -47,7 +47,7 @@ def test_errors() -> None:
 
 @pytest.mark.parametrize("mtp", ["simple", "deepseek"])
 def test_trained_model_lossless_and_accepts(mtp: str) -> None:
-    from aptt_edu.train import TrainConfig, train
+    from aptt_edu.training import TrainConfig, train
 
     model = train(TrainConfig(steps=60, mtp=mtp, progress=False, eval_every=60)).model  # type: ignore[arg-type]
     assert model is not None

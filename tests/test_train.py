@@ -1,4 +1,4 @@
-"""Tests of aptt_edu.train: the loop, its history, the CLI end to end and its error messages."""
+"""Tests of aptt_edu.training: the loop, its history, the CLI end to end and its error messages."""
 
 from __future__ import annotations
 
@@ -12,8 +12,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from aptt_edu.cli import main
 from aptt_edu.data import make_inputs_and_labels
-from aptt_edu.train import (
+from aptt_edu.training import (
     VARIANTS,
     History,
     TrainConfig,
@@ -22,7 +23,6 @@ from aptt_edu.train import (
     evaluate,
     load_data,
     lr_at,
-    main,
     summary_markdown,
     train,
 )
@@ -122,7 +122,7 @@ def test_learning_rate_schedule() -> None:
     [
         ({"steps": -1}, "steps must be a positive integer"),
         ({"mtp_lambda": -0.1}, "mtp_lambda must be >= 0"),
-        ({"label_smoothing": 1.0}, "label_smoothing"),
+        ({"label_smoothing": 1.5}, "label_smoothing"),  # the loss's rule: [0, 1]
         ({"mtp": "triple"}, "mtp must be one of"),
         ({"n_head": 3}, "must divide"),
     ],
@@ -156,7 +156,7 @@ def test_compare_writes_histories_plot_and_summary(tmp_path: Path) -> None:
 def test_cli_compare_end_to_end(tmp_path: Path) -> None:
     out = tmp_path / "cmp"
     env = {**os.environ, "MPLBACKEND": "Agg", "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "aptt_edu.train", "compare", "--steps", "5", *TINY_FLAGS]
+    cmd = [sys.executable, "-m", "aptt_edu", "compare", "--steps", "5", *TINY_FLAGS]
     result = subprocess.run(
         [*cmd, "--out", str(out)], capture_output=True, text=True, env=env, timeout=120
     )
@@ -210,7 +210,7 @@ def test_bad_arguments_exit_with_a_message(
 
 def test_bad_argument_in_a_subprocess_gives_no_traceback(tmp_path: Path) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "aptt_edu.train", "--steps", "-1", "--out", str(tmp_path)],
+        [sys.executable, "-m", "aptt_edu", "--steps", "-1", "--out", str(tmp_path)],
         capture_output=True,
         text=True,
         timeout=60,

@@ -27,6 +27,12 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from aptt_edu.exercises._grader import LANGS, CheckResult
+from aptt_edu.exercises.accumulation import (
+    ACCUMULATED_LOSS,
+    CHUNKED_CROSS_ENTROPY,
+    NUM_ITEMS_IN_BATCH,
+)
+from aptt_edu.exercises.gradients import GRAD_NORM, SOFTMAX_GRADIENT, TEMPERATURE_SOFTMAX
 from aptt_edu.exercises.information import ENTROPY, KL_DIVERGENCE
 from aptt_edu.exercises.losses import CROSS_ENTROPY, LABEL_SMOOTHING, PERPLEXITY
 from aptt_edu.exercises.targets import (
@@ -35,14 +41,6 @@ from aptt_edu.exercises.targets import (
     PARAMETER_COUNT,
     SHIFT_LABELS,
     TIE_WEIGHTS,
-)
-from aptt_edu.exercises.training import (
-    ACCUMULATED_LOSS,
-    CHUNKED_CROSS_ENTROPY,
-    GRAD_NORM,
-    NUM_ITEMS_IN_BATCH,
-    SOFTMAX_GRADIENT,
-    TEMPERATURE_SOFTMAX,
 )
 
 __all__ = ["EXERCISES", "MISTAKES", "CheckResult", "check"]

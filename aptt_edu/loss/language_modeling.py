@@ -1,9 +1,8 @@
 r"""Language-modelling losses: next-token cross-entropy and multi-token prediction (MTP).
 
-**Label convention** (used by every function here that takes ``labels``): labels are *already
-shifted*. ``labels[b, t]`` is the id of the token that must follow position ``t`` of sequence ``b``;
-``ignore_index`` (default ``-100``) marks positions without a target (padding, the last position).
-Logits are ``(B, T, V)`` and labels ``(B, T)``. :func:`shift_labels` builds such labels from token ids.
+Labels follow the package's label convention (:mod:`aptt_edu.labels`): *already shifted*,
+``labels[b, t]`` is the token that must follow position ``t``, ``-100`` marks positions without a
+target. :func:`shift_labels` and :func:`mtp_targets` live there and are re-exported here.
 
 Symbols follow the DeepSeek-V3 technical report (arXiv:2412.19437, §2.2): ``D`` is the MTP depth,
 ``λ`` (``mtp_lambda``) the MTP loss weight, ``k`` the depth index, ``t_i`` the i-th token.
@@ -27,6 +26,7 @@ from aptt_edu._checks import (
     check_positive_int,
     zero_count_as_one,
 )
+from aptt_edu.labels import IGNORE_INDEX, as_ids, mtp_targets, shift_labels, valid_mask
 from aptt_edu.loss.metrics import PerplexityMetric, TokenAccuracyMetric
 
 __all__ = [
@@ -43,76 +43,11 @@ __all__ = [
 Reduction = Literal["mean", "sum", "none"]
 
 
-def shift_labels(
-    input_ids: torch.Tensor,
-    ignore_index: int = -100,
-    pad_token_id: int | None = None,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Turns a batch of token ids into ``(inputs, labels)`` for next-token prediction.
-
-    Position ``t`` must predict token ``t + 1``, so the labels are the ids shifted one step to the
-    left; the last position has no successor and gets ``ignore_index``::
-
-        input_ids  = [[ 5,  7,  2,  9]]
-        inputs     = [[ 5,  7,  2,  9]]        (unchanged, a new tensor)
-        labels     = [[ 7,  2,  9, -100]]      labels[b, t] = input_ids[b, t + 1]
-
-    Args:
-        input_ids: Integer token ids, shape ``(B, T)``.
-        ignore_index: The id that marks "no target here" for the losses and metrics.
-        pad_token_id: If given, positions whose *target* is this padding id are ignored too, so the
-            model is never trained to predict padding.
-
-    Returns:
-        ``(inputs, labels)``, both ``(B, T)`` integer tensors.
-
-    Raises:
-        TypeError: ``input_ids`` is not an integer tensor.
-        ValueError: ``input_ids`` is not two-dimensional.
-    """
-    if not isinstance(input_ids, torch.Tensor) or input_ids.is_floating_point():
-        raise TypeError(
-            f"input_ids must be an integer torch.Tensor, got "
-            f"{getattr(input_ids, 'dtype', type(input_ids).__name__)}"
-        )
-    if input_ids.dim() != 2:
-        raise ValueError(f"input_ids must have shape (B, T), got {tuple(input_ids.shape)}")
-    labels = torch.full_like(input_ids, ignore_index)
-    labels[:, :-1] = input_ids[:, 1:]  # (B, T): labels[b, t] = input_ids[b, t + 1]
-    if pad_token_id is not None:
-        labels[labels == pad_token_id] = ignore_index
-    return input_ids.clone(), labels
-
-
-def mtp_targets(labels: torch.Tensor, k: int) -> torch.Tensor:
-    """The targets of multi-token-prediction depth ``k``: ``labels[:, k:]``, shape ``(B, T-k)``.
-
-    With shifted labels (``labels[:, i]`` is :math:`t_{i+1}`), depth ``k`` at position ``i``
-    predicts :math:`t_{i+k+1}` = ``labels[:, i+k]``; the last ``k`` positions have no such token,
-    so depth ``k``'s logits have ``T-k`` positions and align with ``labels[:, k:]``::
-
-        labels        = [[t1, t2, t3, t4]]
-        mtp_targets(labels, 1) = [[t2, t3, t4]]    (position 0 predicts t2)
-
-    Args:
-        labels: ``(B, T)`` shifted ids.
-        k: The depth, ``1 <= k < T``.
-
-    Raises:
-        ValueError: ``labels`` is not ``(B, T)`` or ``k`` is outside ``[1, T)``.
-    """
-    if labels.dim() != 2:
-        raise ValueError(f"labels must have shape (B, T), got {tuple(labels.shape)}")
-    if not 1 <= k < labels.shape[1]:
-        raise ValueError(f"k must be in [1, T) = [1, {labels.shape[1]}), got {k}")
-    return labels[:, k:]  # (B, T-k)
-
-
 def label_smoothed_cross_entropy_textbook(
     logits: torch.Tensor,
     labels: torch.Tensor,
     label_smoothing: float = 0.0,
-    ignore_index: int = -100,
+    ignore_index: int = IGNORE_INDEX,
 ) -> torch.Tensor:
     r"""Label-smoothed cross-entropy written exactly as the textbook defines it (slow, for teaching).
 
@@ -141,7 +76,7 @@ def label_smoothed_cross_entropy_textbook(
     """
     V = logits.shape[-1]
     log_p = F.log_softmax(logits.float().reshape(-1, V), dim=-1)  # (N, V)
-    y = labels.reshape(-1).long()  # (N,)
+    y = as_ids(labels).reshape(-1)  # (N,)
     valid = y != ignore_index  # (N,)
     one_hot = F.one_hot(y.clamp(min=0) * valid, V).float()  # (N, V); row of ignored = e_0, masked
     # $q = (1-\varepsilon)\,\mathrm{onehot}(y) + \varepsilon / V$
@@ -170,9 +105,6 @@ class LanguageModelingLoss(nn.Module):
     schedulers and early stopping, ``isfinite`` guards. (An optimizer step on zero gradients is not
     a no-op either: AdamW still moves weights through momentum and weight decay.)
 
-    **Label convention:** ``labels[b, t]`` is the id of the token that must follow position ``t``
-    (already shifted, see :func:`shift_labels`); ``ignore_index`` marks positions without a target.
-
     Logits may be fp32, fp16 or bf16; the loss is always computed, and returned, in fp32: the
     log-sum-exp over 50k–130k classes loses too much precision in 16-bit formats.
 
@@ -194,7 +126,7 @@ class LanguageModelingLoss(nn.Module):
     def __init__(
         self,
         vocab_size: int,
-        ignore_index: int = -100,
+        ignore_index: int = IGNORE_INDEX,
         label_smoothing: float = 0.0,
         reduction: Reduction = "mean",
     ) -> None:
@@ -235,7 +167,7 @@ class LanguageModelingLoss(nn.Module):
         """
         check_logits("logits", logits, self.vocab_size)
         check_labels("labels", labels, tuple(logits.shape[:2]), self.vocab_size, self.ignore_index)
-        labels = labels.long()  # once, here: in uint8 the ignore_index -100 would wrap to 156
+        labels = as_ids(labels)  # once, here (see aptt_edu.labels)
         B, T, V = logits.shape
         # Per-position loss $\ell_i$ in fp32. PyTorch's fused kernel computes exactly the formula in
         # the class docstring (see `label_smoothed_cross_entropy_textbook` for the long form); it
@@ -296,9 +228,6 @@ class MultiTokenPredictionLoss(nn.Module):
     :math:`(T-k-1)/T` for :func:`shift_labels` windows of :math:`T` input tokens — and ignores
     padding correctly.)
 
-    **Label convention:** ``labels[b, t]`` is the id of the token that must follow position ``t``
-    (already shifted); ``ignore_index`` marks positions without a target.
-
     **Normalisers for split batches** (gradient accumulation, several processes). Each term is a
     mean over *its own* valid targets, and the depths have different ones: depth :math:`k` is scored
     on ``labels[:, k:]``, which has :math:`k` fewer positions per row and different padding. When
@@ -332,7 +261,7 @@ class MultiTokenPredictionLoss(nn.Module):
         mtp_depth: int = 1,
         mtp_lambda: float = 0.3,
         label_smoothing: float = 0.0,
-        ignore_index: int = -100,
+        ignore_index: int = IGNORE_INDEX,
         average_over_depth: bool = False,
     ) -> None:
         super().__init__()
@@ -389,10 +318,8 @@ class MultiTokenPredictionLoss(nn.Module):
         # N_j per term j = 0 (main), 1..D (depths); None: this call's own count
         norms = self.normalisers(num_items_in_batch, with_mtp=mtp_logits is not None)
         main_loss = self.ce(main_logits, labels, norms[0])  # validates main_logits and labels
-        losses: dict[str, torch.Tensor] = {"main_loss": main_loss}
         if mtp_logits is None:
-            losses["total_loss"] = main_loss
-            return main_loss, losses
+            return self.combine(main_loss, [])
         if isinstance(mtp_logits, torch.Tensor) or not isinstance(mtp_logits, Sequence):
             raise TypeError(
                 "mtp_logits must be a list/tuple of D tensors (one per depth) or None, got "
@@ -404,7 +331,7 @@ class MultiTokenPredictionLoss(nn.Module):
                 f"with shapes {[tuple(x.shape) for x in mtp_logits]}"
             )
         B, T, V = main_logits.shape
-        mtp_sum = main_loss.new_zeros(())
+        mtp_losses = []
         for k, logits_k in enumerate(mtp_logits, start=1):
             check_logits(f"mtp_logits[{k - 1}]", logits_k, self.vocab_size)
             if tuple(logits_k.shape) != (B, T - k, V):
@@ -415,13 +342,37 @@ class MultiTokenPredictionLoss(nn.Module):
             # Depth k at position i predicts t_{i+k+1} = labels[:, i+k]  -> targets labels[:, k:]
             # $\mathcal{L}^k = S_k / N_k$: N_k counts labels[:, k:] (own count, or the whole batch's)
             # logits (B, T-k, V), labels (B, T-k)
-            loss_k = self.ce(logits_k, mtp_targets(labels, k), norms[k])
-            losses[f"mtp_loss_{k}"] = loss_k
+            mtp_losses.append(self.ce(logits_k, mtp_targets(labels, k), norms[k]))
+        return self.combine(main_loss, mtp_losses)
+
+    def combine(
+        self, main_loss: torch.Tensor, mtp_losses: Sequence[torch.Tensor]
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        r"""The total of terms already computed, and the dict of parts :meth:`forward` returns.
+
+        :meth:`forward` ends here, and so does the chunked loss
+        (:func:`aptt_edu.training.objective.compute_loss`), which computes the same terms from
+        hidden states: the weighting is written once.
+
+        Args:
+            main_loss: :math:`\mathcal{L}_\text{main}`, a scalar.
+            mtp_losses: :math:`\mathcal{L}^1, \dots, \mathcal{L}^D` (empty: no MTP terms).
+
+        Returns:
+            ``(total, parts)`` with ``parts`` = ``main_loss``, ``mtp_loss_1`` … and ``total_loss``.
+        """
+        parts = {"main_loss": main_loss}
+        if not mtp_losses:
+            parts["total_loss"] = main_loss
+            return main_loss, parts
+        mtp_sum = main_loss.new_zeros(())
+        for k, loss_k in enumerate(mtp_losses, start=1):
+            parts[f"mtp_loss_{k}"] = loss_k
             mtp_sum = mtp_sum + loss_k
         # $\mathcal{L} = \mathcal{L}_\text{main} + \lambda \sum_k \mathcal{L}^k$   (or $\lambda / D$)
         total = main_loss + self.depth_weight * mtp_sum
-        losses["total_loss"] = total
-        return total, losses
+        parts["total_loss"] = total
+        return total, parts
 
     def count_items(self, labels: torch.Tensor) -> torch.Tensor:
         r"""The valid-target count of every term: :math:`(N_\text{main}, N_1, \dots, N_D)`.
@@ -446,7 +397,7 @@ class MultiTokenPredictionLoss(nn.Module):
             raise ValueError(
                 f"labels must have shape (B, T), got {tuple(getattr(labels, 'shape', ()))}"
             )
-        valid = labels.long() != self.ce.ignore_index  # (B, T), int64: uint8 would wrap -100
+        valid = valid_mask(labels, self.ce.ignore_index)  # (B, T)
         # $N_k = |\{(b, i) : \text{labels}[b, i + k] \neq \text{ignore}\}|$, k = 0 is the main term
         return torch.stack([valid[:, k:].sum() for k in range(self.mtp_depth + 1)])  # (D+1,)
 
@@ -458,7 +409,7 @@ class MultiTokenPredictionLoss(nn.Module):
         """One normaliser per term, ``[main, depth 1, …, depth D]``, from ``num_items_in_batch``.
 
         :meth:`forward` calls this; code that computes the terms itself (the chunked loss in
-        :func:`aptt_edu.train.compute_loss`) uses it to read the argument the same way.
+        :func:`aptt_edu.training.objective.compute_loss`) uses it to read the argument the same way.
 
         Args:
             num_items_in_batch: As in :meth:`forward`.
@@ -474,45 +425,27 @@ class MultiTokenPredictionLoss(nn.Module):
         n_terms = self.mtp_depth + 1
         if num_items_in_batch is None:
             return [None] * n_terms
-        counts: list[object]
-        single = False  # one count for the main term only
-        if isinstance(num_items_in_batch, torch.Tensor) and num_items_in_batch.dim() == 1:
-            counts = list(num_items_in_batch.unbind())  # (D+1,) -> D+1 0-dim tensors
-        elif isinstance(num_items_in_batch, (list, tuple)):
-            counts = list(num_items_in_batch)
-        else:
-            counts, single = [num_items_in_batch], True
-        for n in counts:
-            if (
-                isinstance(n, bool)
-                or not isinstance(n, (int, torch.Tensor))
-                or (isinstance(n, torch.Tensor) and n.dim() != 0)
-            ):
-                raise TypeError(
-                    "num_items_in_batch must be a count (int or 0-dim tensor), a list/tuple of "
-                    f"D+1 counts or a (D+1,) tensor; got {type(n).__name__} "
-                    f"{tuple(n.shape) if isinstance(n, torch.Tensor) else repr(n)}"
-                )
+        single = not (
+            isinstance(num_items_in_batch, (list, tuple))
+            or (isinstance(num_items_in_batch, torch.Tensor) and num_items_in_batch.dim() == 1)
+        )
+        counts = (
+            [num_items_in_batch] if single else list(cast(Sequence[object], num_items_in_batch))
+        )
+        # A count of 0: no part has a target of this term, every part's sum is 0 -> 0/1 = 0.
+        # One rule for every loss of the package: `zero_count_as_one` (also the sign check).
+        out: list[int | torch.Tensor | None] = [_count(n) for n in counts]
         if single and with_mtp:  # one count, but D + 1 terms
             raise ValueError(
                 "num_items_in_batch: one count fits only the main term, but each MTP depth k has "
                 "its own count (labels[:, k:]); pass D+1 counts, e.g. "
                 "loss_fn.count_items(labels_of_the_whole_batch)"
             )
-        if not single and len(counts) != n_terms:
+        if not single and len(out) != n_terms:
             raise ValueError(
                 f"num_items_in_batch must hold D+1 = {n_terms} counts (main, depth 1.."
-                f"{n_terms - 1}), got {len(counts)}"
+                f"{n_terms - 1}), got {len(out)}"
             )
-        # A count of 0: no part has a target of this term, every part's sum is 0 -> 0/1 = 0.
-        # One rule for every loss of the package: `zero_count_as_one` (also the negative check).
-        out: list[int | torch.Tensor | None] = [
-            cast(
-                int | torch.Tensor,
-                zero_count_as_one("counts in num_items_in_batch", cast(int | torch.Tensor, n)),
-            )
-            for n in counts
-        ]
         return out + [None] * (n_terms - len(out))  # one count: the unused depths get None
 
     def extra_repr(self) -> str:
@@ -520,3 +453,18 @@ class MultiTokenPredictionLoss(nn.Module):
             f"vocab_size={self.vocab_size}, mtp_depth={self.mtp_depth}, "
             f"mtp_lambda={self.mtp_lambda}, average_over_depth={self.average_over_depth}"
         )
+
+
+def _count(n: object) -> int | torch.Tensor:
+    """One entry of ``num_items_in_batch``: an int or a 0-dim tensor, a count of 0 read as 1."""
+    if (
+        isinstance(n, bool)
+        or not isinstance(n, (int, torch.Tensor))
+        or (isinstance(n, torch.Tensor) and n.dim() != 0)
+    ):
+        shown = tuple(n.shape) if isinstance(n, torch.Tensor) else repr(n)
+        raise TypeError(
+            "num_items_in_batch must be a count (int or 0-dim tensor), a list/tuple of "
+            f"D+1 counts or a (D+1,) tensor; got {type(n).__name__} {shown}"
+        )
+    return cast(int | torch.Tensor, zero_count_as_one("counts in num_items_in_batch", n))

@@ -318,7 +318,8 @@ def _rewrite(html: str, page: Page, lang: str) -> str:
     # tagged "solution", which nbconvert marks with the class celltag_solution) in a closed one;
     # prose only in the search index.
     for wrapper in soup.select(".jp-CodeCell > .jp-Cell-inputWrapper"):
-        solution = "celltag_solution" in (wrapper.parent.get("class") or [])
+        cell = wrapper.parent  # the selector's parent: never None
+        solution = cell is not None and "celltag_solution" in (cell.get("class") or [])
         attrs = {"class": "nb-input nb-solution"} if solution else {"class": "nb-input", "open": ""}
         details = soup.new_tag("details", attrs=attrs)
         summary = soup.new_tag("summary")

@@ -51,7 +51,7 @@ from aptt_edu.data import toy_data
 from aptt_edu.exercises import check
 from aptt_edu.model import GPT, GPTConfig
 from aptt_edu.plotting import plot_loss_curves
-from aptt_edu.train import TrainConfig, train
+from aptt_edu.training import TrainConfig, train
 
 torch.manual_seed(0)
 torch.set_num_threads(1)  # one thread: the same float sums on any machine
@@ -317,7 +317,7 @@ assert abs(start - math.log(data.vocab_size)) < 0.1
 # %% [markdown] en
 # ## 5. The training loop and one run against the floor
 #
-# `aptt_edu.train.train(config, data)` runs the loop every notebook uses: draw a batch of rows,
+# `aptt_edu.training.train(config, data)` runs the loop every notebook uses: draw a batch of rows,
 # shift the labels (position $t$ is scored on token $t + 1$, notebook 01), compute the loss,
 # `backward()`, clip the gradient norm to 1, take an AdamW step with a warmed-up, cosine-decayed
 # learning rate, and every 25 steps measure the plain cross-entropy on all validation rows. It
@@ -327,7 +327,7 @@ assert abs(start - math.log(data.vocab_size)) < 0.1
 # %% [markdown] de
 # ## 5. Die Trainingsschleife und ein Lauf gegen die Untergrenze
 #
-# `aptt_edu.train.train(config, data)` führt die Schleife aus, die jedes Notebook verwendet: einen
+# `aptt_edu.training.train(config, data)` führt die Schleife aus, die jedes Notebook verwendet: einen
 # Batch von Zeilen ziehen, die Labels verschieben (Position $t$ wird am Token $t + 1$ gemessen,
 # Notebook 01), den Verlust berechnen, `backward()` aufrufen, die Gradientennorm auf 1 begrenzen, einen
 # AdamW-Schritt mit Warm-up und kosinusförmig abfallender Lernrate machen und alle 25 Schritte die

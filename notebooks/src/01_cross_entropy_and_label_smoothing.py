@@ -428,7 +428,7 @@ def draw_margin(eps: float, V: int) -> None:
     z = torch.zeros(len(m), 1, V)
     z[:, 0, 0] = m  # target logit = margin, the other V - 1 logits 0
     y = torch.zeros(len(m), 1, dtype=torch.long)
-    fig, ax = plt.subplots(figsize=(7, 4))
+    _, ax = plt.subplots(figsize=(7, 4))
     for e, style in ((0.0, ":"), (eps, "-")):
         loss = LanguageModelingLoss(V, label_smoothing=e, reduction="none")(z, y)[:, 0]
         ax.plot(m, loss, style, label=f"ε = {e:g}")
@@ -498,7 +498,7 @@ result = check("label_smoothing", my_label_smoothing, lang=LANG)
 # %% tags=["nbval-ignore-output"]
 from aptt_edu.data import ToyLanguage, make_inputs_and_labels
 from aptt_edu.plotting import plot_loss_curves
-from aptt_edu.train import TrainConfig, train
+from aptt_edu.training import TrainConfig, train
 
 runs = {f"ε = {e}": train(TrainConfig(label_smoothing=e, seed=0, progress=False)) for e in (0.0, 0.1)}
 H = runs["ε = 0.0"].entropy_rate

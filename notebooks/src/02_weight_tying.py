@@ -82,7 +82,7 @@ from aptt_edu.layers import Block
 from aptt_edu.loss.language_modeling import LanguageModelingLoss
 from aptt_edu.model import GPT, GPTConfig
 from aptt_edu.plotting import plot_loss_curves
-from aptt_edu.train import TrainConfig, load_data, train
+from aptt_edu.training import TrainConfig, load_data, train
 
 _ = torch.manual_seed(0)
 
@@ -408,7 +408,7 @@ plt.show()
 # %%
 for dtype in (torch.float32, torch.bfloat16):
     size = saved * torch.empty((), dtype=dtype).element_size()  # bytes
-    print(f"head weights in {str(dtype):15}: {size / 1e6:6.1f} MB = {size / 2**20:6.1f} MiB")
+    print(f"head weights in {dtype!s:15}: {size / 1e6:6.1f} MB = {size / 2**20:6.1f} MiB")
 assert saved * 4 == 409_600_000 and saved * 2 == 204_800_000
 
 # %% [markdown] en
@@ -751,7 +751,7 @@ print(f"|grad| per row, token 0 (never an input): embedding {emb_u.weight.grad[0
 # %% [markdown] en
 # ## 5. Tied vs untied training on the toy source
 #
-# Finally the whole model. `aptt_edu.train.train` trains the package's tiny Transformer (`GPT`, one
+# Finally the whole model. `aptt_edu.training.train` trains the package's tiny Transformer (`GPT`, one
 # block, $d$ = 64) on the toy language of `aptt_edu.data` (notebook 00): a random order-2 Markov chain over
 # $V$ = 16 letters whose entropy rate $H$ — the lowest loss *any* model can reach — is computed
 # exactly. We train it twice from the same seed, on the same data and batches, once with
@@ -759,7 +759,7 @@ print(f"|grad| per row, token 0 (never an input): embedding {emb_u.weight.grad[0
 # %% [markdown] de
 # ## 5. Training mit und ohne Gewichtsbindung auf der Spielzeugsprache
 #
-# Zum Schluss das ganze Modell. `aptt_edu.train.train` trainiert den kleinen Transformer des Pakets
+# Zum Schluss das ganze Modell. `aptt_edu.training.train` trainiert den kleinen Transformer des Pakets
 # (`GPT`, ein Block, $d$ = 64) auf der Spielzeugsprache aus `aptt_edu.data` (Notebook 00): einer zufälligen
 # Markow-Kette zweiter Ordnung über $V$ = 16 Buchstaben, deren Entropierate $H$ – der kleinste
 # Verlust, den *irgendein* Modell erreichen kann – exakt berechnet wird. Wir trainieren zweimal mit

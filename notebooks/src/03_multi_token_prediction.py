@@ -620,7 +620,7 @@ result = check("mtp_loss", my_mtp_loss, lang=LANG)
 # which is handed $t_{i+1}$. The simple head's depth 1 must average over the unseen $t_{i+1}$; its
 # floor is the **two-step conditional entropy** $H_2 = H(t_{i+2} \mid t_{\le i}) \ge H$.
 #
-# We train the tiny GPT of `aptt_edu.model` three times with `aptt_edu.train.train` — same seed,
+# We train the tiny GPT of `aptt_edu.model` three times with `aptt_edu.training.train` — same seed,
 # same data, same steps — without MTP, with the simple head and with the DeepSeek module
 # ($D = 1$, $\lambda = 0.3$). The runs are deliberately short so that the notebook stays fast.
 
@@ -634,7 +634,7 @@ result = check("mtp_loss", my_mtp_loss, lang=LANG)
 # bekommt. Die Tiefe 1 des einfachen Heads muss über das ungesehene $t_{i+1}$ mitteln; ihre
 # Untergrenze ist die **bedingte Zwei-Schritt-Entropie** $H_2 = H(t_{i+2} \mid t_{\le i}) \ge H$.
 #
-# Wir trainieren das kleine GPT aus `aptt_edu.model` dreimal mit `aptt_edu.train.train` (gleicher
+# Wir trainieren das kleine GPT aus `aptt_edu.model` dreimal mit `aptt_edu.training.train` (gleicher
 # Seed, gleiche Daten, gleich viele Schritte): ohne MTP, mit dem einfachen Head und mit dem
 # DeepSeek-Modul ($D = 1$, $\lambda = 0{,}3$). Die Läufe sind absichtlich kurz, damit das Notebook
 # schnell bleibt.
@@ -642,7 +642,7 @@ result = check("mtp_loss", my_mtp_loss, lang=LANG)
 # %% tags=["nbval-ignore-output"]
 from aptt_edu.data import ToyLanguage, make_inputs_and_labels
 from aptt_edu.plotting import plot_loss_curves
-from aptt_edu.train import TrainConfig, load_data, time_forward_backward, train
+from aptt_edu.training import TrainConfig, load_data, time_forward_backward, train
 
 # The library's defaults (one block, d = 64, T = 32), with fewer and smaller steps (240 x 32 rows
 # instead of 300 x 48) so that the notebook stays fast.
@@ -721,7 +721,7 @@ assert val_parts["simple head"][1]["mtp_loss_1"] > H2  # H2 is a floor for any m
 print("this run: DeepSeek's depth 1 (which sees t_(i+1)) below H2:", bool(deep["mtp_loss_1"] < H2))
 # DeepSeek's depth 1 gets below H2 long before its main head does, and ends level with it.
 h = runs["DeepSeek module"]
-first_below = [next(s for s, x in zip(h.step[9:], moving_average(xs)) if x < H2)
+first_below = [next(s for s, x in zip(h.step[9:], moving_average(xs), strict=True) if x < H2)
                for xs in (h.mtp_loss[0], h.main_loss)]
 print(f"DeepSeek run: 10-step mean below H2 at step {first_below[0]} (depth 1), "
       f"{first_below[1]} (main head)")

@@ -54,7 +54,7 @@ from aptt_edu.data import get_batch, toy_data
 from aptt_edu.exercises import check
 from aptt_edu.loss.language_modeling import MultiTokenPredictionLoss
 from aptt_edu.plotting import plot_loss_curves
-from aptt_edu.train import (
+from aptt_edu.training import (
     VARIANTS,
     TrainConfig,
     build_model,
@@ -115,7 +115,7 @@ assert data.entropy_rate < data.mtp_entropy < math.log(data.vocab_size)
 # The training step of the output side, with every tensor's shape printed: token ids → Transformer
 # trunk → `CombinedLMHead` (main logits and, in training, MTP logits) →
 # `MultiTokenPredictionLoss` ($\mathcal{L} = \mathcal{L}_\text{main} + \lambda\,\mathcal{L}^1_\text{MTP}$)
-# → backward → gradient clipping → AdamW. `compute_loss` in `aptt_edu.train` is exactly the forward
+# → backward → gradient clipping → AdamW. `compute_loss` in `aptt_edu.training` is exactly the forward
 # half of this cell; the assert checks that.
 # %% [markdown] de
 # ## 2. Ein Trainingsschritt von Hand
@@ -123,7 +123,7 @@ assert data.entropy_rate < data.mtp_entropy < math.log(data.vocab_size)
 # Der Trainingsschritt der Ausgabeseite, wobei die Form jedes Tensors ausgegeben wird: Token-IDs →
 # Transformer-Rumpf → `CombinedLMHead` (Haupt-Logits und im Training die MTP-Logits) →
 # `MultiTokenPredictionLoss` ($\mathcal{L} = \mathcal{L}_\text{main} + \lambda\,\mathcal{L}^1_\text{MTP}$)
-# → Rückwärtsdurchlauf → Gradient-Clipping → AdamW. `compute_loss` in `aptt_edu.train` ist genau die
+# → Rückwärtsdurchlauf → Gradient-Clipping → AdamW. `compute_loss` in `aptt_edu.training` ist genau die
 # erste Hälfte dieser Zelle, der Vorwärtsdurchlauf (Forward Pass); das `assert` prüft das.
 
 # %%
@@ -256,14 +256,14 @@ result = check("temperature_softmax", my_temperature_softmax, lang=LANG)
 # %% [markdown] en
 # ## 4. All variants, one plot
 #
-# The five variants of `python -m aptt_edu.train compare` (and `make demo`), trained with the same
+# The five variants of `python -m aptt_edu compare` (and `make demo`), trained with the same
 # seed on the same data: baseline, label smoothing 0.1, weight tying, the simple MTP head
 # (D = 1, λ = 0.3), and the DeepSeek-V3 MTP module. The validation loss is always the plain
 # main-head cross-entropy, so every curve can be compared with the floor $H$.
 # %% [markdown] de
 # ## 4. Alle Varianten in einem Diagramm
 #
-# Die fünf Varianten von `python -m aptt_edu.train compare` (und `make demo`), mit demselben Seed auf
+# Die fünf Varianten von `python -m aptt_edu compare` (und `make demo`), mit demselben Seed auf
 # denselben Daten trainiert: die Baseline (`baseline`), Label Smoothing 0,1 (`label_smoothing`),
 # Gewichtsbindung (`weight_tying`), der einfache MTP-Head (`mtp`; D = 1, λ = 0,3) und das
 # MTP-Modul von DeepSeek-V3 (`deepseek_mtp`). Der Validierungsverlust ist immer die einfache

@@ -289,7 +289,7 @@ W_s = torch.randn(V_s, d_s, requires_grad=True)  # (V, d)
 y_s = torch.randint(0, V_s, (1, 6))  # (B, T)
 for dtype in (torch.float32, torch.bfloat16):
     saved = saved_logit_sized(h_s.to(dtype), W_s.to(dtype), y_s)
-    print(f"inputs {str(dtype):14}: saved (N, V) tensors: {saved}")
+    print(f"inputs {dtype!s:14}: saved (N, V) tensors: {saved}")
     assert saved == [((6, V_s), torch.float32)]
 
 # %% [markdown] en
@@ -625,7 +625,7 @@ from aptt_edu.widgets import explore
 
 def draw_memory(tokens: int, V: int, d: int, chunk: int) -> None:
     plain, chunked = naive_peak(tokens, V, d), chunked_peak(tokens, V, d, chunk)
-    fig, ax = plt.subplots(figsize=(7, 3.2))
+    _, ax = plt.subplots(figsize=(7, 3.2))
     ax.barh(["chunked loss step", "plain loss step"], [chunked / GB, plain / GB], color=["C2", "C3"])
     ax.set_xlabel("GB (fp32)")
     ax.set_title(f"N = {tokens:,}, V = {V:,}, d = {d:,}, C = {chunk:,}: "
@@ -705,6 +705,8 @@ result = check("chunked_cross_entropy", my_chunked_cross_entropy, lang=LANG)
 # Speicher, auf den es ankommt, $N \cdot V$, hängt nicht von $d$ ab.
 
 # %% tags=["nbval-ignore-output"]
+from itertools import pairwise
+
 from aptt_edu.memory import measure_peak
 
 V_m, d_m, SWEEP = 32_000, 64, [256, 512, 1024, 2048]
@@ -712,7 +714,7 @@ jobs = [(variant, n, "float32") for n in SWEEP for variant in ("naive", "chunked
 jobs.append(("naive", SWEEP[-1], "bfloat16"))
 with ThreadPoolExecutor(max_workers=2) as pool:  # each job starts its own fresh process
     peaks = list(pool.map(lambda job: measure_peak(job[0], job[1], vocab=V_m, d_model=d_m, dtype=job[2]), jobs))
-measured = dict(zip(jobs, peaks))  # (variant, N, dtype) -> bytes
+measured = dict(zip(jobs, peaks, strict=True))  # (variant, N, dtype) -> bytes
 
 print(f"V = {V_m:,}, d = {d_m}, C = {DEFAULT_CHUNK_SIZE}; peak memory added by one step, MiB\n")
 print(f"{'N':>5} | {'plain: measured':>15} {'predicted':>9} | {'chunked: measured':>17} {'predicted':>9}"
@@ -781,7 +783,7 @@ plt.show()
 naive_m = [measured["naive", n, "float32"] for n in SWEEP]
 chunk_m = [measured["chunked", n, "float32"] for n in SWEEP]
 # linear growth: least-squares slope over N >= C, in bytes per token, vs 3·V·4 + 4d
-big = [(n, m) for n, m in zip(SWEEP, naive_m) if n >= DEFAULT_CHUNK_SIZE]
+big = [(n, m) for n, m in zip(SWEEP, naive_m, strict=True) if n >= DEFAULT_CHUNK_SIZE]
 n_mean = sum(n for n, _ in big) / len(big)
 m_mean = sum(m for _, m in big) / len(big)
 slope = sum((n - n_mean) * (m - m_mean) for n, m in big) / sum((n - n_mean) ** 2 for n, _ in big)
@@ -797,11 +799,11 @@ growth = (chunk_m[-1] - chunk_m[1]) / (naive_m[-1] - naive_m[1])  # from N = 512
 print(f"chunked growth from N = {SWEEP[1]} to {SWEEP[-1]}: {growth:.3f} of the plain step's growth")
 print(f"chunked / plain at N = {SWEEP[-1]}: {chunk_m[-1] / naive_m[-1]:.3f}")
 assert growth < 0.1 and chunk_m[-1] < naive_m[-1] / 3
-ratios = [ch / nv for ch, nv in zip(chunk_m, naive_m)]
-assert all(a > b for a, b in zip(ratios, ratios[1:]))  # the fraction shrinks as N grows
+ratios = [ch / nv for ch, nv in zip(chunk_m, naive_m, strict=True)]
+assert all(a > b for a, b in pairwise(ratios))  # the fraction shrinks as N grows
 # the dashed lines: every measured point within 32 MiB of its prediction
-offsets = [m - naive_peak(n, V_m, d_m) for n, m in zip(SWEEP, naive_m)]
-offsets += [m - chunked_peak(n, V_m, d_m) for n, m in zip(SWEEP, chunk_m)]
+offsets = [m - naive_peak(n, V_m, d_m) for n, m in zip(SWEEP, naive_m, strict=True)]
+offsets += [m - chunked_peak(n, V_m, d_m) for n, m in zip(SWEEP, chunk_m, strict=True)]
 print(f"measured - predicted: from {min(offsets) / MiB:.1f} to {max(offsets) / MiB:.1f} MiB")
 assert all(abs(o) < 32 * MiB for o in offsets)
 

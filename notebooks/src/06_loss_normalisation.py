@@ -92,7 +92,7 @@ from aptt_edu.exercises import check
 from aptt_edu.loss.language_modeling import LanguageModelingLoss, MultiTokenPredictionLoss
 from aptt_edu.loss.metrics import PerplexityMetric
 from aptt_edu.model import GPT, GPTConfig
-from aptt_edu.train import TrainConfig, train
+from aptt_edu.training import TrainConfig, train
 
 _ = torch.manual_seed(0)
 torch.set_num_threads(1)  # one thread: the same float results on any machine
@@ -313,7 +313,7 @@ for k in range(1, 15):
     g_naive_k = accumulated_grad([lambda m=m: ce(model(inputs[m])[0], lab_k[m]) / M for m in (A, B)])
     sweep_N_A.append(int((lab_k[A] != -100).sum()))
     sweep_error.append(rel_error(g_naive_k, g_full_k))
-for n_a, err in zip(sweep_N_A, sweep_error):
+for n_a, err in zip(sweep_N_A, sweep_error, strict=True):
     if n_a in (2, 8, 14, 20, 26, 28):
         print(f"N_A = {n_a:2}, N_B = 28: relative gradient error {err:.3f}")
 assert sweep_error[0] > 1.0 and sweep_error[-1] < 1e-5  # equal counts (28 = 28): no error
@@ -366,7 +366,7 @@ from aptt_edu.widgets import explore
 def draw_weights(N_A: int, N_B: int) -> None:
     fair = 1 / (N_A + N_B)  # the true mean weighs every token alike
     naive = [1 / (2 * N_A), 1 / (2 * N_B)]  # mean of the two means: 1 / (M N_m), M = 2
-    fig, ax = plt.subplots(figsize=(7, 3.4))
+    _, ax = plt.subplots(figsize=(7, 3.4))
     x = torch.arange(2)
     ax.bar(x - 0.2, [fair, fair], width=0.4, label="true mean: 1/N")
     ax.bar(x + 0.2, naive, width=0.4, label="mean of means: 1/(M·N_m)")
@@ -570,7 +570,7 @@ def my_accumulated_losses(micro_logits, micro_labels):
     V = micro_logits[0].shape[-1]
     return [  # each micro-batch's *sum*, divided by the count of the whole batch
         F.cross_entropy(z.reshape(-1, V), y.reshape(-1), reduction="sum") / n
-        for z, y in zip(micro_logits, micro_labels)
+        for z, y in zip(micro_logits, micro_labels, strict=True)
     ]
 
 # %%
@@ -590,7 +590,7 @@ result = check("accumulated_loss", my_accumulated_losses, lang=LANG)
 # = \nabla\mathcal{L},$$
 #
 # with $N$ the count of the **global** batch. Each rank knows $N$ without communication if all ranks
-# draw the same global batch (same seed) and then take their slices, as `aptt_edu.train` does;
+# draw the same global batch (same seed) and then take their slices, as `aptt_edu.training` does;
 # otherwise the ranks all-reduce their local counts, which add up. With gradient accumulation on top,
 # each micro-batch of each rank uses $W \cdot S_{r,m} / N$.
 #
@@ -611,7 +611,7 @@ result = check("accumulated_loss", my_accumulated_losses, lang=LANG)
 #
 # verwenden, wobei $N$ die Zahl der Ziele im **globalen** Batch ist. Jeder Rank kennt $N$ ohne
 # Kommunikation, wenn alle Ranks denselben globalen Batch ziehen (gleicher Seed) und erst dann ihren
-# Teil nehmen, so wie `aptt_edu.train` es macht; sonst summieren die Ranks ihre lokalen Zahlen mit
+# Teil nehmen, so wie `aptt_edu.training` es macht; sonst summieren die Ranks ihre lokalen Zahlen mit
 # einem All-Reduce. Kommt Gradientenakkumulation hinzu, verwendet jeder Micro-Batch jedes Ranks
 # $W \cdot S_{r,m} / N$.
 #
@@ -671,7 +671,7 @@ assert rel_error(g_ddp_local_mean, g_full) > 1.0  # each rank's own mean: the bu
 model.eval()
 with torch.no_grad():
     per_rank = [PerplexityMetric() for _ in ranks]
-    for metric, r in zip(per_rank, ranks):
+    for metric, r in zip(per_rank, ranks, strict=True):
         metric.update(model(inputs[r])[0], lab[r])
     everything = PerplexityMetric()
     everything.update(model(inputs)[0], lab)
@@ -691,7 +691,7 @@ assert abs(mean_of_ppls - global_ppl) > 0.1
 #
 # ## 6. Training with the library
 #
-# `aptt_edu.train` applies all of this. `TrainConfig.grad_accum` (command line `--grad-accum`)
+# `aptt_edu.training` applies all of this. `TrainConfig.grad_accum` (command line `--grad-accum`)
 # splits each global batch of `batch_size` rows into that many micro-batches; every micro-batch's
 # loss is its sum divided by the global counts from `count_items`, per term. Under `torchrun` the
 # same loop runs in every process with DDP, each rank on its slice of the global batch, with the
@@ -699,7 +699,7 @@ assert abs(mean_of_ppls - global_ppl) > 0.1
 # all-reduced once per step:
 #
 # ```
-# torchrun --nproc_per_node 2 -m aptt_edu.train --batch-size 48 --grad-accum 2 --out runs/ddp
+# torchrun --nproc_per_node 2 -m aptt_edu --batch-size 48 --grad-accum 2 --out runs/ddp
 # ```
 #
 # The logged training loss is the mean over the global batch. Below, 10 rows per step are split
@@ -711,7 +711,7 @@ assert abs(mean_of_ppls - global_ppl) > 0.1
 #
 # ## 6. Training mit der Bibliothek
 #
-# `aptt_edu.train` setzt all das um. `TrainConfig.grad_accum` (auf der Kommandozeile
+# `aptt_edu.training` setzt all das um. `TrainConfig.grad_accum` (auf der Kommandozeile
 # `--grad-accum`) teilt jeden globalen Batch aus `batch_size` Zeilen in entsprechend viele
 # Micro-Batches auf; der Verlust jedes Micro-Batches ist seine Summe, geteilt durch die globalen
 # Zahlen aus `count_items`, Term für Term. Unter `torchrun` läuft dieselbe Schleife in jedem Prozess
@@ -720,7 +720,7 @@ assert abs(mean_of_ppls - global_ppl) > 0.1
 # All-Reduce zusammengeführt werden:
 #
 # ```
-# torchrun --nproc_per_node 2 -m aptt_edu.train --batch-size 48 --grad-accum 2 --out runs/ddp
+# torchrun --nproc_per_node 2 -m aptt_edu --batch-size 48 --grad-accum 2 --out runs/ddp
 # ```
 #
 # Der protokollierte Trainingsverlust ist der Mittelwert über den globalen Batch. Unten werden
@@ -741,8 +741,8 @@ runs = {a: train(dataclasses.replace(base, grad_accum=a)) for a in (1, 3)}
 for a, h in runs.items():
     print(f"grad_accum = {a}: train loss step 1 {h.train_loss[0]:.4f}, step {h.step[-1]} "
           f"{h.train_loss[-1]:.4f}; val loss {h.val_loss[-1]:.4f}")
-diff_train = max(abs(x - y) for x, y in zip(runs[1].train_loss, runs[3].train_loss))
-diff_val = max(abs(x - y) for x, y in zip(runs[1].val_loss, runs[3].val_loss))
+diff_train = max(abs(x - y) for x, y in zip(runs[1].train_loss, runs[3].train_loss, strict=True))
+diff_val = max(abs(x - y) for x, y in zip(runs[1].val_loss, runs[3].val_loss, strict=True))
 print(f"max |difference| over {base.steps} steps: train loss < 1e-5: {diff_train < 1e-5}, "
       f"val loss < 1e-5: {diff_val < 1e-5}")
 assert diff_train < 1e-5 and diff_val < 1e-5
@@ -782,7 +782,7 @@ plt.show()
 #   targets.
 # * DDP averages gradients over $W$ ranks, so each rank's loss is $W \cdot S_r / N$. Metrics keep
 #   sums and all-reduce them, never per-rank means.
-# * `aptt_edu.train` with `grad_accum` and under `torchrun` reproduces the full-batch run.
+# * `aptt_edu.training` with `grad_accum` and under `torchrun` reproduces the full-batch run.
 # %% [markdown] de
 # In der Abbildung (Titel „full batch vs three unequal micro-batches: the same run“: ganzer Batch
 # oder drei ungleiche Micro-Batches – derselbe Lauf) gehören die dicke, blasse Linie und die Kreise
@@ -812,7 +812,7 @@ plt.show()
 #   `count_items`, denn jede Tiefe hat ihre eigenen Ziele.
 # * DDP mittelt die Gradienten über $W$ Ranks, also ist der Verlust jedes Ranks $W \cdot S_r / N$.
 #   Metriken speichern Summen, nie Mittelwerte pro Rank, und summieren sie per All-Reduce.
-# * `aptt_edu.train` mit `grad_accum` und unter `torchrun` reproduziert den Lauf mit dem ganzen
+# * `aptt_edu.training` mit `grad_accum` und unter `torchrun` reproduziert den Lauf mit dem ganzen
 #   Batch.
 
 # %% [markdown] en
