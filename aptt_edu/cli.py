@@ -25,9 +25,13 @@ import time
 import typing
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aptt_edu.course_files import EDITIONS, LANGUAGES, copy_notebooks
+
+if TYPE_CHECKING:  # annotations only: `aptt-edu notebooks` must start without importing torch
+    from aptt_edu.data import LMData
+    from aptt_edu.training import TrainConfig
 
 __all__ = ["main", "notebooks_main", "train_main", "train_parser"]
 
@@ -111,33 +115,14 @@ def train_main(argv: Sequence[str]) -> int:
     its share, and writes ``final_rank{r}.json`` with the final global metrics; only rank 0 writes
     the rest of the output folder.
     """
-    import torch
-
-    from aptt_edu.distributed import init_from_env, rank_and_world_size
-    from aptt_edu.plotting import save_loss_curves
-    from aptt_edu.training import (
-        TrainConfig,
-        check_batch_split,
-        check_config,
-        compare,
-        load_data,
-        train,
-    )
+    from aptt_edu.training import TrainConfig, check_batch_split, check_config, compare, load_data
 
     parser = train_parser()
     given = vars(parser.parse_args(argv))
     mode, out_arg = given.pop("mode"), given.pop("out")
     world = int(os.environ.get("WORLD_SIZE", "1"))  # set by torchrun
     if mode == "compare":
-        clash = ["--" + name.replace("_", "-") for name in VARIANT_FIELDS if name in given]
-        if clash:
-            parser.error(f"{', '.join(clash)}: compare sets these per variant; leave them out")
-        if world > 1:
-            parser.error("compare runs in one process; start it without torchrun")
-        if given.get("chunked_loss"):
-            parser.error(
-                "--chunked-loss: compare includes the DeepSeek variant, which needs logits"
-            )
+        _check_compare_flags(parser, given, world)
     try:
         cfg = TrainConfig(**given)
         check_config(cfg)
@@ -146,13 +131,36 @@ def train_main(argv: Sequence[str]) -> int:
     except ValueError as e:
         parser.error(str(e))
     start = time.perf_counter()
-    if mode == "compare":
-        out = Path(out_arg or "runs/compare")
-        histories = compare(out, config=cfg, data=data)
-        print((out / "summary.md").read_text(encoding="utf-8"))
-        print(f"{len(histories)} runs in {time.perf_counter() - start:.1f} s; wrote {out}/")
-        return 0
-    out = Path(out_arg or "runs/train")
+    if mode == "run":
+        return _run(cfg, data, Path(out_arg or "runs/train"), start)
+    out = Path(out_arg or "runs/compare")
+    histories = compare(out, config=cfg, data=data)
+    print((out / "summary.md").read_text(encoding="utf-8"))
+    print(f"{len(histories)} runs in {time.perf_counter() - start:.1f} s; wrote {out}/")
+    return 0
+
+
+def _check_compare_flags(
+    parser: argparse.ArgumentParser, given: dict[str, Any], world: int
+) -> None:
+    """``compare`` sets the variant fields itself, runs in one process and needs the logits."""
+    clash = ["--" + name.replace("_", "-") for name in VARIANT_FIELDS if name in given]
+    if clash:
+        parser.error(f"{', '.join(clash)}: compare sets these per variant; leave them out")
+    if world > 1:
+        parser.error("compare runs in one process; start it without torchrun")
+    if given.get("chunked_loss"):
+        parser.error("--chunked-loss: compare includes the DeepSeek variant, which needs logits")
+
+
+def _run(cfg: TrainConfig, data: LMData, out: Path, start: float) -> int:
+    """One training run (on every rank under ``torchrun``); rank 0 alone writes ``out``."""
+    import torch
+
+    from aptt_edu.distributed import init_from_env, rank_and_world_size
+    from aptt_edu.plotting import save_loss_curves
+    from aptt_edu.training import train
+
     joined = init_from_env("gloo")  # under torchrun: join the process group (CPU: gloo)
     try:
         hist = train(cfg, data)
@@ -168,7 +176,7 @@ def train_main(argv: Sequence[str]) -> int:
             out.mkdir(parents=True, exist_ok=True)
             (out / f"final_rank{rank}.json").write_text(json.dumps(final), encoding="utf-8")
         if rank != 0:
-            return 0  # rank 0 alone writes the output folder
+            return 0
     finally:
         if joined:
             torch.distributed.destroy_process_group()

@@ -22,7 +22,7 @@ step. Both count only what the loss step adds on top of its inputs, *including* 
 the ratio chunked / naive is taken per repetition and then the median — on a shared machine the
 absolute seconds drift, the ratio much less.
 
-Targets (issue 6): at ``V = 50,000, d = 512, B·T = 4096``, chunked peak memory ≤ 1/8 of naive and
+Targets: at ``V = 50,000, d = 512, B·T = 4096``, chunked peak memory ≤ 1/8 of naive and
 chunked time ≤ 1.3 x naive. The table and a plot of memory vs tokens go to ``--out`` (default
 ``runs/bench_chunked/``, not in git). The last line printed is always
 ``chunked: memory_ratio=R1 time_ratio=R2`` (chunked ÷ naive at the main size).

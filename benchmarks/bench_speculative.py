@@ -12,7 +12,7 @@ import time
 import torch
 
 from aptt_edu.speculative import generate_speculative
-from aptt_edu.train import TrainConfig, train
+from aptt_edu.training import TrainConfig, train
 
 torch.set_num_threads(1)
 idx = torch.randint(0, 16, (8, 3), generator=torch.Generator().manual_seed(123))

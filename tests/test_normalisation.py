@@ -1,4 +1,4 @@
-r"""Loss normalisation for split batches (issue 7): the parts must add up to the full batch.
+r"""Loss normalisation for split batches: the parts must add up to the full batch.
 
 When a batch is split into micro-batches (gradient accumulation) or across processes, the loss of
 each part must be its *sum* divided by the valid-target count :math:`N` of the **whole** batch,

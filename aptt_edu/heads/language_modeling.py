@@ -207,8 +207,9 @@ class CombinedLMHead(nn.Module):
       MTP is a training signal; at inference it is dropped (or used for speculative decoding).
 
     When no ``mtp_hidden`` is given it uses ``[main_hidden[:, :-k] for k in 1..D]``: the same final
-    hidden state feeds every depth, as in the design note. (DeepSeek-V3 instead computes a fresh
-    hidden state per depth with its own Transformer block, see
+    hidden state feeds every depth, and each depth has only its own output matrix — the simplest
+    form. (Gloeckle et al. 2024, arXiv:2404.19737, §2, give each head one Transformer layer on the
+    shared trunk; DeepSeek-V3 computes a fresh hidden state per depth with its own block, see
     :class:`~aptt_edu.heads.deepseek_mtp.DeepSeekMTP`.)
 
     Args:
