@@ -149,8 +149,8 @@ def _page_paths(site_dir: Path) -> list[str]:
     out = []
     for index in sorted(site_dir.rglob("index.html")):
         rel = index.parent.relative_to(site_dir).as_posix()
-        if rel.startswith("assets/"):
-            continue
+        if rel.startswith("assets/") or 'http-equiv="refresh"' in index.read_text(encoding="utf-8"):
+            continue  # theme assets; the redirect pages of moved addresses
         out.append("" if rel == "." else rel + "/")
     return out
 
@@ -588,3 +588,21 @@ def test_no_broken_internal_links(site: Site) -> None:
             if target is not None and not target.is_file():
                 broken.append(f"{page.relative_to(site.root)}: {link}")
     assert not broken, f"{len(broken)} broken internal links:\n" + "\n".join(broken[:30])
+
+
+def test_moved_pages_redirect_to_pages_that_exist(site: Site) -> None:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("site_hook", ROOT / "docs" / "hooks" / "site.py")
+    assert spec is not None and spec.loader is not None
+    hook = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(hook)
+    assert hook.REDIRECTS, "nothing to test"
+    for prefix in ("", "de/"):
+        for old, new in hook.REDIRECTS.items():
+            page = site.root / prefix / old / "index.html"
+            html = page.read_text(encoding="utf-8")
+            target = re.search(r'http-equiv="refresh" content="0; url=([^"]+)"', html)
+            assert target, f"{prefix}{old}: no redirect"
+            assert _target(site.root, page, target[1]) == site.root / prefix / new / "index.html"
+            assert (site.root / prefix / new / "index.html").is_file()

@@ -51,6 +51,8 @@ class _Exercise(Protocol):
     def name(self) -> str: ...
     @property
     def description(self) -> str: ...
+    @property
+    def mistake_ids(self) -> tuple[str, ...]: ...
 
     def grade(self, fn: Callable[..., Any], lang: str) -> CheckResult: ...
 
@@ -80,24 +82,7 @@ _ALL: dict[str, _Exercise] = {
 EXERCISES: dict[str, str] = {name: e.description for name, e in _ALL.items()}
 """Exercise name -> a one-line description of the function the learner writes."""
 
-MISTAKES: dict[str, tuple[str, ...]] = {
-    "entropy": ("log2_not_ln", "missing_minus", "nan_at_zero"),
-    "kl_divergence": ("reversed", "cross_entropy_not_kl"),
-    "cross_entropy": ("mean_includes_ignored", "sum_not_mean", "no_max_shift"),
-    "label_smoothing": ("smoothing_excludes_target", "missing_uniform_term"),
-    "shift_labels": ("shifted_wrong_way", "last_not_ignored"),
-    "perplexity": ("mean_of_perplexities",),
-    "tie_weights": ("copied_not_shared", "shared_data_not_parameter", "not_tied"),
-    "mtp_targets": ("wrong_end",),
-    "mtp_loss": ("misaligned_targets", "lambda_over_depth"),
-    "temperature_softmax": ("multiplied_by_temperature", "wrong_axis"),
-    "grad_norm": ("sum_of_norms", "mean_of_norms"),
-    "chunked_cross_entropy": ("mean_of_chunk_means", "materialises_logits"),
-    "accumulated_loss": ("mean_of_means",),
-    "parameter_count": ("state_dict_counts_twice",),
-    "softmax_gradient": ("sign_flipped", "missing_onehot"),
-    "num_items_in_batch": ("counts_ignored", "one_micro_batch"),
-}
+MISTAKES: dict[str, tuple[str, ...]] = {name: e.mistake_ids for name, e in _ALL.items()}
 """Exercise name -> the ids of the known mistakes it diagnoses."""
 
 

@@ -237,6 +237,11 @@ class FunctionExercise:
     hints: Hints
     grad_inputs: tuple[int, ...] = ()
 
+    @property
+    def mistake_ids(self) -> tuple[str, ...]:
+        """The known mistakes this exercise diagnoses: each has a hint."""
+        return tuple(self.hints)
+
     def grade(self, fn: Callable[..., Any], lang: str) -> CheckResult:
         cases = self.cases()
         labels = [c.label[lang] for c in cases]

@@ -81,6 +81,11 @@ class _LogitWatch(TorchDispatchMode):  # type: ignore[no-untyped-call]  # untype
 class ChunkedCrossEntropy(FunctionExercise):
     """Values and gradients as a function exercise, plus a watch on the logits' size."""
 
+    @property
+    def mistake_ids(self) -> tuple[str, ...]:
+        """The variant's mistake and the one the watch finds (``materialises_logits``)."""
+        return tuple(CHUNK_HINTS)
+
     def grade(self, fn: Callable[..., Any], lang: str) -> CheckResult:
         result = super().grade(fn, lang)
         if not result.passed:
@@ -164,6 +169,7 @@ class AccumulatedLoss:
     """``accumulated_loss``: graded by the summed gradient, against the full batch's mean loss."""
 
     name = "accumulated_loss"
+    mistake_ids = tuple(ACC_HINTS)
     description = (
         "fn(micro_logits: list of (b,T,V), micro_labels: list of (b,T)) -> list of 0-dim: the "
         "loss of each micro-batch, so that the summed gradients equal the full batch's"

@@ -208,6 +208,7 @@ class TieWeights:
     by the gradient, against the library's ``tie_embedding_weights``."""
 
     name = "tie_weights"
+    mistake_ids = tuple(TIE_HINTS)
     description = (
         "fn(embedding: nn.Embedding, head: LanguageModelingHead) -> None: tie the head's weight "
         "to the embedding in place (one shared Parameter)"

@@ -16,6 +16,8 @@ the German one into the same ``site_dir``. Two things come out wrong for a reade
   (English, then German, each with a link home), and its language links point at the two home
   pages.
 * **Edit links** (``repo_url`` set): ``edit_uri`` is ``edit/<SITE_REPO_BRANCH or main>/docs/``.
+* **Moved pages** keep working: every old address in :data:`REDIRECTS` gets a small page (in both
+  languages) that sends the reader to the new one.
 """
 
 from __future__ import annotations
@@ -32,6 +34,33 @@ from mkdocs.plugins import event_priority
 from mkdocs.structure.pages import Page
 
 _404: dict[str, str] = {}  # the default language's rendered 404 page, kept for the final write
+
+# old address -> new address, both relative to a language's root (links and bookmarks in the wild)
+REDIRECTS = {
+    "seed-design-corrections/": "common-claims/",
+    "api/aptt_edu.train/": "api/aptt_edu.training/",
+}
+_REDIRECT_PAGE = """<!doctype html>
+<html><head><meta charset="utf-8"><title>Moved</title>
+<meta http-equiv="refresh" content="0; url={target}"><link rel="canonical" href="{target}">
+<meta name="robots" content="noindex"></head>
+<body><p>This page has moved: <a href="{target}">{target}</a></p></body></html>
+"""
+
+
+def _write_redirects(site: Path, languages: list[str], default: str) -> None:
+    """One redirect page per old address and language, linking relatively to the new page."""
+    for lang in languages:
+        root = site if lang == default else site / lang
+        for old, new in REDIRECTS.items():
+            page = root / old / "index.html"
+            if page.exists() or not (root / new / "index.html").is_file():
+                continue  # never hide a real page; no redirect to a page that was not built
+            target = "../" * old.rstrip("/").count("/") + "../" + new
+            page.parent.mkdir(parents=True, exist_ok=True)
+            page.write_text(_REDIRECT_PAGE.format(target=target), encoding="utf-8")
+
+
 _CONFIG_BASE = re.compile(
     r'(<script id="__config" type="application/json">\{[^<]*?"base": ")([^"]*)(")'
 )
@@ -126,12 +155,13 @@ def on_post_build(config: MkDocsConfig) -> None:
     if i18n is None or i18n.building:  # the nested build of another language: not the last write
         return
     site = Path(config.site_dir)
+    default = i18n.default_language
+    others = [lg for lg in i18n.build_languages if lg != default]
+    _write_redirects(site, [default, *others], default)
     merged = site / "search" / "search_index.json"
     if not merged.is_file():
         return
     index = json.loads(merged.read_text(encoding="utf-8"))
-    default = i18n.default_language
-    others = [lg for lg in i18n.build_languages if lg != default]
     per_lang: dict[str, list[dict[str, Any]]] = {lg: [] for lg in [default, *others]}
     for doc in index["docs"]:
         lang = next((lg for lg in others if doc["location"].startswith(f"{lg}/")), default)
