@@ -97,43 +97,12 @@ LANG = "de"  # die Sprache der Rückmeldungen zu den Aufgaben (das englische Not
 # $\mathcal{L} = \frac{1}{N}\sum_i -\log p_{i, y_i}$: die **Kreuzentropie** zwischen dem One-Hot-Ziel
 # und der Verteilung des Modells.
 
-# %%
-B, T, V = 2, 5, 7  # batch, sequence length, vocabulary size
-logits = torch.randn(B, T, V)  # (B, T, V)
-labels = torch.randint(0, V, (B, T))  # (B, T)
-
-
-def nll_by_hand(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    z = logits - logits.max(dim=-1, keepdim=True).values  # stable: largest logit is 0
-    log_p = z - z.exp().sum(dim=-1, keepdim=True).log()  # (B, T, V) log-softmax
-    return -log_p.gather(-1, labels.unsqueeze(-1)).squeeze(-1).mean()  # mean of -log p_y
-
-
-by_hand = nll_by_hand(logits, labels)
-pytorch = F.cross_entropy(logits.reshape(-1, V), labels.reshape(-1))
-library = LanguageModelingLoss(vocab_size=V)(logits, labels)
-print(f"by hand {by_hand.item():.6f} | F.cross_entropy {pytorch.item():.6f} | aptt_edu {library.item():.6f}")
-assert torch.allclose(by_hand, pytorch, atol=1e-6) and torch.allclose(library, pytorch, atol=1e-6)
-
-# %% [markdown] en
-# A useful anchor: a model that knows nothing predicts the uniform distribution, $p_v = 1/V$, and
-# its loss is $\log V$. Any trained model must beat that.
-# %% [markdown] de
-# Ein nützlicher Bezugspunkt: Ein Modell, das nichts weiß, sagt die Gleichverteilung $p_v = 1/V$ voraus;
-# sein Verlust ist $\log V$. Jedes trainierte Modell muss diesen Wert unterbieten.
-
-# %%
-uniform_loss = LanguageModelingLoss(V)(torch.zeros(B, T, V), labels)
-print(f"uniform prediction: loss = {uniform_loss.item():.4f}, log V = {math.log(V):.4f}")
-assert abs(uniform_loss.item() - math.log(V)) < 1e-6
-
 # %% [markdown] en
 # ### Exercise: cross-entropy by hand
 #
 # Write `my_cross_entropy(logits, labels, ignore_index=-100)`: logits `(B, T, V)`, labels
 # `(B, T)`, the mean of $-\log p_{i, y_i}$ over the positions whose label is not `ignore_index`,
-# as a 0-dim tensor. Compute $\log p$ stably (section 1: subtract the maximum, or use
-# `log_softmax`). Fill in the function below and run the `check` cell: it tests your code on several inputs and, if something is off, says which mistake it sees. The solution is folded below the stub; try first.
+# as a 0-dim tensor. Compute $\log p$ stably (subtract the maximum first, or use `log_softmax`). Fill in the function below and run the `check` cell: it tests your code on several inputs and, if something is off, says which mistake it sees. The solution is folded below the stub; try first.
 
 # %% [markdown] de
 # ### Aufgabe: Kreuzentropie von Hand
@@ -141,7 +110,7 @@ assert abs(uniform_loss.item() - math.log(V)) < 1e-6
 # Schreiben Sie `my_cross_entropy(logits, labels, ignore_index=-100)`: Logits `(B, T, V)`,
 # Labels `(B, T)`, der Mittelwert von $-\log p_{i, y_i}$ über die Positionen, deren Label nicht
 # `ignore_index` ist, als 0-dimensionaler Tensor. Berechnen Sie $\log p$ numerisch stabil
-# (Abschnitt 1: das Maximum abziehen oder `log_softmax` verwenden). Vervollständigen Sie die Funktion unten und führen Sie die `check`-Zelle aus; sie testet Ihren Code an mehreren Eingaben und sagt, welchen Fehler sie erkennt, falls etwas nicht stimmt. Die Lösung ist unter dem Gerüst eingeklappt; versuchen Sie es zuerst selbst.
+# (erst das Maximum abziehen oder `log_softmax` verwenden). Vervollständigen Sie die Funktion unten und führen Sie die `check`-Zelle aus; sie testet Ihren Code an mehreren Eingaben und sagt, welchen Fehler sie erkennt, falls etwas nicht stimmt. Die Lösung ist unter dem Gerüst eingeklappt; versuchen Sie es zuerst selbst.
 
 # %%
 def my_cross_entropy(logits, labels, ignore_index=-100):
@@ -156,6 +125,35 @@ def my_cross_entropy(logits, labels, ignore_index=-100):
 
 # %%
 result = check("cross_entropy", my_cross_entropy, lang=LANG)
+
+# %% [markdown] en
+# PyTorch's `F.cross_entropy` and the library's `LanguageModelingLoss` compute the same mean, and
+# from here on the notebook uses them (your function is graded above, not reused):
+# %% [markdown] de
+# `F.cross_entropy` aus PyTorch und `LanguageModelingLoss` aus der Bibliothek berechnen denselben
+# Mittelwert; ab hier verwendet das Notebook diese beiden (Ihre Funktion wurde oben geprüft, sie wird
+# nicht weiterverwendet):
+
+# %%
+B, T, V = 2, 5, 7  # batch, sequence length, vocabulary size
+logits = torch.randn(B, T, V)  # (B, T, V)
+labels = torch.randint(0, V, (B, T))  # (B, T)
+pytorch = F.cross_entropy(logits.reshape(-1, V), labels.reshape(-1))
+library = LanguageModelingLoss(vocab_size=V)(logits, labels)
+print(f"F.cross_entropy {pytorch.item():.6f} | aptt_edu {library.item():.6f}")
+assert torch.allclose(library, pytorch, atol=1e-6)
+
+# %% [markdown] en
+# A useful anchor: a model that knows nothing predicts the uniform distribution, $p_v = 1/V$, and
+# its loss is $\log V$. Any trained model must beat that.
+# %% [markdown] de
+# Ein nützlicher Bezugspunkt: Ein Modell, das nichts weiß, sagt die Gleichverteilung $p_v = 1/V$ voraus;
+# sein Verlust ist $\log V$. Jedes trainierte Modell muss diesen Wert unterbieten.
+
+# %%
+uniform_loss = LanguageModelingLoss(V)(torch.zeros(B, T, V), labels)
+print(f"uniform prediction: loss = {uniform_loss.item():.4f}, log V = {math.log(V):.4f}")
+assert abs(uniform_loss.item() - math.log(V)) < 1e-6
 
 # %% [markdown] en
 # ## 2. Why the targets are shifted

@@ -663,10 +663,17 @@ def moving_average(xs: list[float], n: int = 10) -> list[float]:
     return [sum(xs[i - n + 1 : i + 1]) / n for i in range(n - 1, len(xs))]
 
 
-fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(13, 4.6))
+fig, axes = plt.subplot_mosaic([["all", "zoom"], ["mtp", "mtp"]], figsize=(13, 8.6))
+ax1, ax_zoom, ax2 = axes["all"], axes["zoom"], axes["mtp"]
 plot_loss_curves(runs, floor=H, ax=ax1)
 ax1.set_ylim(bottom=H - 0.2)  # room for the floor's label
 ax1.set_title("main head: validation (thick) and training loss (faint)")
+# the final differences between the runs are a few hundredths of a nat: zoom onto the floor
+finals = [h.val_loss[-1] for h in runs.values()]
+plot_loss_curves(runs, floor=H, ax=ax_zoom, show_train=False,
+                 ylim=(H - 0.01, max(finals) + 0.06))
+ax_zoom.set_xlim(runs["no MTP"].val_step[len(runs["no MTP"].val_step) // 3], None)
+ax_zoom.set_title("validation loss near the floor H (last two thirds of the run)")
 for i, (name, h) in enumerate(runs.items()):
     if h.mtp_loss:  # depth-1 training loss, smoothed over 10 steps
         ax2.plot(h.step[9:], moving_average(h.mtp_loss[0]), color=f"C{i}", label=f"{name}: depth 1")

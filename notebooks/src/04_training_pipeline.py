@@ -277,10 +277,16 @@ for name, overrides in VARIANTS.items():
     if name != "baseline":
         runs[name] = train(dataclasses.replace(cfg, **overrides), data)
 H = data.entropy_rate
+shown = {  # legend names for readers; the dict keys are the names of VARIANTS
+    "baseline": "baseline", "label_smoothing": "label smoothing ε = 0.1",
+    "weight_tying": "weight tying", "mtp": "simple MTP head (D = 1)",
+    "deepseek_mtp": "DeepSeek MTP module (D = 1)",
+}  # fmt: skip
+curves = {shown[name]: h for name, h in runs.items()}
 fig, (ax_all, ax_zoom) = plt.subplots(1, 2, figsize=(12, 4.5))
-plot_loss_curves(runs, floor=H, ax=ax_all)
+plot_loss_curves(curves, floor=H, ax=ax_all)
 ax_all.set_title("Whole run")
-plot_loss_curves(runs, floor=H, ax=ax_zoom, ylim=(H - 0.05, H + 0.35), show_train=False)
+plot_loss_curves(curves, floor=H, ax=ax_zoom, ylim=(H - 0.05, H + 0.35), show_train=False)
 ax_zoom.set_title("Validation loss near the floor H")
 plt.show()
 for name, h in runs.items():
