@@ -35,8 +35,8 @@ if TYPE_CHECKING:  # annotations only: `aptt-edu notebooks` must start without i
 
 __all__ = ["main", "notebooks_main", "train_main", "train_parser"]
 
-# compare() sets these per variant, so they may not be given with `compare`
-VARIANT_FIELDS = ("label_smoothing", "tie_weights", "mtp")
+# compare() sets these per variant (`name` too), so they may not be given with `compare`
+VARIANT_FIELDS = ("label_smoothing", "tie_weights", "mtp", "name")
 
 
 def _notebooks_parser() -> argparse.ArgumentParser:

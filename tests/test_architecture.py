@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import ast
 import re
+import tokenize
 from pathlib import Path
 
 import pytest
@@ -50,7 +51,7 @@ LAYERS = {
 LONG_MODULES = {
     # the import path of record (code outside this repository imports both losses from here);
     # more than half of it is the docstrings that derive the two losses and their normalisers
-    "aptt_edu.loss.language_modeling": 480,
+    "aptt_edu.loss.language_modeling": 490,
     # one idea: a custom autograd Function whose hand-written backward must sit next to its forward
     "aptt_edu.loss.linear_cross_entropy": 560,
 }
@@ -70,8 +71,13 @@ def _is_type_checking(node: ast.If) -> bool:
     return isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING"
 
 
-def _imports(path: Path) -> set[str]:
-    """The ``aptt_edu`` modules a file imports at run time (module level or inside functions)."""
+def _imports(path: Path, name: str, modules: set[str]) -> set[str]:
+    """The ``aptt_edu`` modules a file imports at run time (module level or inside functions).
+
+    ``from aptt_edu import training`` imports the module ``aptt_edu.training``; relative imports
+    are resolved against ``name``; importing ``a.b.c`` also runs the packages ``a.b`` and ``a``.
+    """
+    package = name if (ROOT / Path(*name.split("."))).is_dir() else name.rpartition(".")[0]
     found: set[str] = set()
 
     def visit(node: ast.AST) -> None:
@@ -79,15 +85,27 @@ def _imports(path: Path) -> set[str]:
             for child in node.orelse:
                 visit(child)
             return
-        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            found.add(node.module)
+        if isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:  # from . import x, from ..loss import y
+                anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join([*anchor, *([base] if base else [])])
+            found.add(base)
+            found.update(f"{base}.{a.name}" for a in node.names if f"{base}.{a.name}" in modules)
         elif isinstance(node, ast.Import):
             found.update(alias.name for alias in node.names)
         for child in ast.iter_child_nodes(node):
             visit(child)
 
     visit(ast.parse(path.read_text(encoding="utf-8")))
-    return {m for m in found if m == "aptt_edu" or m.startswith("aptt_edu.")}
+    ours = {m for m in found if m == "aptt_edu" or m.startswith("aptt_edu.")}
+    parents = {".".join(m.split(".")[:n]) for m in ours for n in range(1, m.count(".") + 1)}
+    return (ours | parents) - {name} - _ancestors(name)
+
+
+def _ancestors(name: str) -> set[str]:
+    """A module's own parent packages: Python runs them before the module, never after."""
+    return {".".join(name.split(".")[:n]) for n in range(1, name.count(".") + 1)}
 
 
 def _layer(module: str) -> int:
@@ -98,8 +116,28 @@ def _layer(module: str) -> int:
     raise AssertionError(f"{module} has no layer: add it to LAYERS in {Path(__file__).name}")
 
 
+def _find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """One import cycle of ``graph`` (module -> modules it imports), or None."""
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+
+    def visit(node: str, path: list[str]) -> list[str] | None:
+        state[node] = 1
+        for nxt in sorted(graph.get(node, ())):
+            if state.get(nxt) == 1:
+                return [*path[path.index(nxt) :], nxt]
+            if nxt not in state and (cycle := visit(nxt, [*path, nxt])):
+                return cycle
+        state[node] = 2
+        return None
+
+    for node in sorted(graph):
+        if node not in state and (cycle := visit(node, [node])):
+            return cycle
+    return None
+
+
 MODULES = _modules()
-GRAPH = {name: _imports(path) for name, path in MODULES.items()}
+GRAPH = {name: _imports(path, name, set(MODULES)) for name, path in MODULES.items()}
 
 
 def test_every_module_has_a_layer() -> None:
@@ -114,30 +152,31 @@ def test_imports_go_only_downward(name: str) -> None:
 
 
 def test_no_import_cycles() -> None:
-    # edges between modules (an import of a package is an edge to its __init__)
-    graph = {n: {m for m in deps if m in MODULES and m != n} for n, deps in GRAPH.items()}
-    state: dict[str, int] = {}  # 1: on the current path, 2: done
-
-    def visit(node: str, path: list[str]) -> None:
-        state[node] = 1
-        for nxt in sorted(graph[node]):
-            if state.get(nxt) == 1:
-                cycle = [*path[path.index(nxt) :], nxt]
-                raise AssertionError("import cycle: " + " -> ".join(cycle))
-            if nxt not in state:
-                visit(nxt, [*path, nxt])
-        state[node] = 2
-
-    for node in sorted(graph):
-        if node not in state:
-            visit(node, [node])
+    graph = {n: {m for m in deps if m in MODULES} for n, deps in GRAPH.items()}
+    cycle = _find_cycle(graph)
+    assert cycle is None, "import cycle: " + " -> ".join(cycle or [])
 
 
-def test_the_layering_test_can_fail() -> None:
-    """A planted upward import and a planted cycle are found by the same helpers."""
-    assert _layer("aptt_edu.training.loop") > _layer("aptt_edu.plotting")
-    assert "aptt_edu.training" in _imports(PACKAGE / "cli.py")  # a function-level import counts
-    assert "aptt_edu.training.history" not in _imports(PACKAGE / "plotting.py")  # TYPE_CHECKING
+def test_the_checks_find_planted_faults(tmp_path: Path) -> None:
+    """An upward import in each spelling, and a cycle, are found by the helpers the tests use."""
+    assert _find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert _find_cycle({"a": {"b"}, "b": set()}) is None
+    planted = tmp_path / "planted.py"
+    modules = set(MODULES)
+    for line in (
+        "from aptt_edu import training",
+        "import aptt_edu.training.loop",
+        "def f():\n    from aptt_edu.training import train",
+        "from ..training import loop",  # relative, from aptt_edu.loss.planted
+    ):
+        planted.write_text(line + "\n", encoding="utf-8")
+        found = _imports(planted, "aptt_edu.loss.planted", modules)
+        assert any(_layer(m) > _layer("aptt_edu.loss") for m in found), (line, found)
+    planted.write_text("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n"
+                       "    from aptt_edu.training import History\n", encoding="utf-8")  # fmt: skip
+    assert _imports(planted, "aptt_edu.plotting", modules) == set()  # annotations only
+    # importing a submodule runs its package: loss.metrics -> loss (-> its __init__'s imports)
+    assert "aptt_edu.loss" in GRAPH["aptt_edu.training.loop"]
 
 
 @pytest.mark.parametrize("name", sorted(MODULES))
@@ -154,6 +193,42 @@ SOURCES = [
     for p in sorted(ROOT.glob(pattern))
 ]  # fmt: skip
 CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+# In a non-raw string, "\frac" is a form feed and "ac", "\nabla" a newline and "abla": LaTeX
+# commands whose first letter is an escape. \a \b \f \v before a letter are never meant; \n \r \t
+# before a letter are, except in strings that hold math.
+_ALWAYS_WRONG = re.compile(r"(?<!\\)\\[abfv][A-Za-z]")
+_WRONG_IN_MATH = re.compile(r"(?<!\\)\\[nrt](?:abla|ho|au|heta|imes|ext|ight|ilde|op|m)")
+
+
+def _swallowed_escapes(path: Path) -> list[str]:
+    """``file:line`` of non-raw string literals in which an escape ate a LaTeX command."""
+    bad = []
+    with path.open(encoding="utf-8") as f:
+        for tok in tokenize.generate_tokens(f.readline):
+            if tok.type != tokenize.STRING:
+                continue
+            prefix = tok.string[: len(tok.string) - len(tok.string.lstrip("rRbBuUfF"))]
+            if "r" in prefix.lower():
+                continue
+            math = ":math:" in tok.string or "$" in tok.string or ".. math::" in tok.string
+            if _ALWAYS_WRONG.search(tok.string) or (math and _WRONG_IN_MATH.search(tok.string)):
+                bad.append(f"{path.name}:{tok.start[0]}")
+    return bad
+
+
+def test_no_latex_command_is_eaten_by_an_escape(tmp_path: Path) -> None:
+    planted = tmp_path / "planted.py"
+    for text in ('"""\\frac{1}{2}"""', '"""$\\nabla f$"""', '""":math:`\\tau`"""'):
+        planted.write_text(f"x = {text}\n", encoding="utf-8")
+        assert _swallowed_escapes(planted) == ["planted.py:1"], text
+    planted.write_text('x = r"""\\frac"""\ny = "a\\nb"\n', encoding="utf-8")
+    assert _swallowed_escapes(planted) == []  # raw strings; a newline in plain text
+    bad = [hit for p in _python_sources() for hit in _swallowed_escapes(p)]
+    assert not bad, f"escape sequences in non-raw strings that hold LaTeX: {bad}"
+
+
+def _python_sources() -> list[Path]:
+    return [p for p in SOURCES if p.suffix == ".py"]
 
 
 def test_sources_hold_no_control_characters() -> None:

@@ -214,3 +214,26 @@ def test_extra_repr() -> None:
     text = repr(MultiTokenPredictionLoss(9, mtp_depth=2, mtp_lambda=0.1, average_over_depth=True))
     for part in ("vocab_size=9", "mtp_depth=2", "mtp_lambda=0.1", "average_over_depth=True"):
         assert part in text
+
+
+def test_combine_weights_the_terms_and_refuses_a_wrong_number_of_them() -> None:
+    fn = MultiTokenPredictionLoss(5, mtp_depth=2, mtp_lambda=0.3, average_over_depth=True)
+    main, l1, l2 = torch.tensor(1.0), torch.tensor(2.0), torch.tensor(4.0)
+    total, parts = fn.combine(main, [l1, l2])
+    assert total.item() == pytest.approx(1.0 + 0.3 / 2 * 6.0)
+    assert set(parts) == {"main_loss", "mtp_loss_1", "mtp_loss_2", "total_loss"}
+    assert fn.combine(main, [])[0] is main
+    with pytest.raises(ValueError, match="mtp_losses must hold 0 or mtp_depth=2 terms, got 1"):
+        fn.combine(main, [l1])
+
+
+def test_normalisers_check_structure_before_values() -> None:
+    fn = MultiTokenPredictionLoss(5, mtp_depth=2)
+    with pytest.raises(ValueError, match="one count fits only the main term"):
+        fn.normalisers(-3, with_mtp=True)
+    with pytest.raises(ValueError, match="must hold D\\+1 = 3 counts"):
+        fn.normalisers([-1, 4], with_mtp=True)
+    with pytest.raises(ValueError, match="must be >= 0, got -1"):
+        fn.normalisers([-1, 2, 3], with_mtp=True)
+    with pytest.raises(TypeError, match="must be a count"):
+        fn.normalisers([1.5, 2, 3], with_mtp=True)

@@ -294,3 +294,16 @@ def test_bad_accumulation_and_chunked_settings_are_rejected() -> None:
         check_config(TrainConfig(chunked_loss=True, mtp="deepseek"))
     with pytest.raises(ValueError, match=r"batch_size=2 .* grad_accum=3"):
         train(TrainConfig(**{**TINY, "batch_size": 2, "grad_accum": 3}))  # type: ignore[arg-type]
+
+
+def test_both_loss_paths_refuse_rows_too_short_for_the_mtp_depth() -> None:
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(vocab_size=V, block_size=T, d_model=16, mtp="simple", mtp_depth=2))
+    fn = MultiTokenPredictionLoss(V, mtp_depth=2)
+    inputs = torch.randint(0, V, (3, 2))  # T = 2 positions, depth 2 needs T > 2
+    labels = inputs.clone()
+    for chunked in (False, True):
+        with pytest.raises(
+            ValueError, match="main_hidden has T=2 positions; MTP depth 2 needs T > 2"
+        ):
+            compute_loss(model, fn, inputs, labels, chunked=chunked)

@@ -360,7 +360,14 @@ class MultiTokenPredictionLoss(nn.Module):
 
         Returns:
             ``(total, parts)`` with ``parts`` = ``main_loss``, ``mtp_loss_1`` … and ``total_loss``.
+
+        Raises:
+            ValueError: Neither 0 nor ``mtp_depth`` MTP terms.
         """
+        if len(mtp_losses) not in (0, self.mtp_depth):
+            raise ValueError(
+                f"mtp_losses must hold 0 or mtp_depth={self.mtp_depth} terms, got {len(mtp_losses)}"
+            )
         parts = {"main_loss": main_loss}
         if not mtp_losses:
             parts["total_loss"] = main_loss
@@ -432,20 +439,24 @@ class MultiTokenPredictionLoss(nn.Module):
         counts = (
             [num_items_in_batch] if single else list(cast(Sequence[object], num_items_in_batch))
         )
-        # A count of 0: no part has a target of this term, every part's sum is 0 -> 0/1 = 0.
-        # One rule for every loss of the package: `zero_count_as_one` (also the sign check).
-        out: list[int | torch.Tensor | None] = [_count(n) for n in counts]
+        checked = [_as_count(n) for n in counts]  # types first, then the structure, then the values
         if single and with_mtp:  # one count, but D + 1 terms
             raise ValueError(
                 "num_items_in_batch: one count fits only the main term, but each MTP depth k has "
                 "its own count (labels[:, k:]); pass D+1 counts, e.g. "
                 "loss_fn.count_items(labels_of_the_whole_batch)"
             )
-        if not single and len(out) != n_terms:
+        if not single and len(checked) != n_terms:
             raise ValueError(
                 f"num_items_in_batch must hold D+1 = {n_terms} counts (main, depth 1.."
-                f"{n_terms - 1}), got {len(out)}"
+                f"{n_terms - 1}), got {len(checked)}"
             )
+        # A count of 0: no part has a target of this term, every part's sum is 0 -> 0/1 = 0.
+        # One rule for every loss of the package: `zero_count_as_one` (also the sign check).
+        out: list[int | torch.Tensor | None] = [
+            cast(int | torch.Tensor, zero_count_as_one("counts in num_items_in_batch", n))
+            for n in checked
+        ]
         return out + [None] * (n_terms - len(out))  # one count: the unused depths get None
 
     def extra_repr(self) -> str:
@@ -455,8 +466,8 @@ class MultiTokenPredictionLoss(nn.Module):
         )
 
 
-def _count(n: object) -> int | torch.Tensor:
-    """One entry of ``num_items_in_batch``: an int or a 0-dim tensor, a count of 0 read as 1."""
+def _as_count(n: object) -> int | torch.Tensor:
+    """One entry of ``num_items_in_batch``, checked to be an int or a 0-dim tensor."""
     if (
         isinstance(n, bool)
         or not isinstance(n, (int, torch.Tensor))
@@ -467,4 +478,4 @@ def _count(n: object) -> int | torch.Tensor:
             "num_items_in_batch must be a count (int or 0-dim tensor), a list/tuple of "
             f"D+1 counts or a (D+1,) tensor; got {type(n).__name__} {shown}"
         )
-    return cast(int | torch.Tensor, zero_count_as_one("counts in num_items_in_batch", n))
+    return n

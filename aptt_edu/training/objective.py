@@ -90,6 +90,11 @@ def _chunked_loss(
         ignore_index=ignore, label_smoothing=eps, num_items_in_batch=norms[0],
     )  # fmt: skip
     heads = cast(list[LanguageModelingHead], list(mtp_head.heads) if mtp_head is not None else [])
+    if heads and h.shape[1] <= len(heads):  # the same rule, and words, as CombinedLMHead's
+        raise ValueError(
+            f"main_hidden has T={h.shape[1]} positions; MTP depth {len(heads)} needs T > "
+            f"{len(heads)}"
+        )
     mtp_losses = []
     for k, head_k in enumerate(heads, start=1):
         # simple MTP: h_i (i < T-k) through depth k's own matrix, scored on labels[:, k:]

@@ -287,6 +287,7 @@ fig, (ax_all, ax_zoom) = plt.subplots(1, 2, figsize=(12, 4.5))
 plot_loss_curves(curves, floor=H, ax=ax_all)
 ax_all.set_title("Whole run")
 plot_loss_curves(curves, floor=H, ax=ax_zoom, ylim=(H - 0.05, H + 0.35), show_train=False)
+ax_zoom.get_legend().remove()  # the same colours as on the left
 ax_zoom.set_title("Validation loss near the floor H")
 plt.show()
 for name, h in runs.items():
