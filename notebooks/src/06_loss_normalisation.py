@@ -418,19 +418,85 @@ explore(draw_weights, N_A=(1, 64, 1, 2), N_B=(1, 64, 1, 28))
 #
 # `LanguageModelingLoss` aus der Bibliothek akzeptiert dasselbe Argument.
 
+# %% [markdown] en
+# ### Exercise: the count of the whole step
+#
+# Write `my_num_items_in_batch(micro_labels)`: for the labels of all micro-batches of one
+# optimizer step (a list of `(b, T)` tensors, `-100` for "no target") the number of valid targets
+# of the whole step, an `int` — the count each micro-batch's sum is divided by. Fill in the function below and run the `check` cell: it tests your code on several inputs and, if something is off, says which mistake it sees. The solution is folded below the stub; try first.
+
+# %% [markdown] de
+# ### Aufgabe: Die Zahl der Ziele im ganzen Schritt
+#
+# Schreiben Sie `my_num_items_in_batch(micro_labels)`: für die Labels aller Micro-Batches eines
+# Optimiererschritts (eine Liste von `(b, T)`-Tensoren, `-100` für „kein Ziel“) die Zahl der gültigen
+# Ziele des ganzen Schritts, ein `int` – die Zahl, durch die die Summe jedes Micro-Batches geteilt
+# wird. Vervollständigen Sie die Funktion unten und führen Sie die `check`-Zelle aus; sie testet Ihren
+# Code an mehreren Eingaben und sagt, welchen Fehler sie erkennt, falls etwas nicht stimmt. Die
+# Lösung ist unter dem Gerüst eingeklappt; versuchen Sie es zuerst selbst.
+
+# %%
+def my_num_items_in_batch(micro_labels):
+    """A list of (b, T) label tensors -> the number of labels != -100 in all of them together."""
+    raise NotImplementedError  # your code here
+
+# %% tags=["solution"]
+def my_num_items_in_batch(micro_labels):
+    return sum(int((y != -100).sum()) for y in micro_labels)  # counted before any backward pass
+
+# %%
+result = check("num_items_in_batch", my_num_items_in_batch, lang=LANG)
+
+# %% [markdown] en
+# ### Exercise: losses to accumulate
+#
+# Write `my_accumulated_losses(micro_logits, micro_labels)`: for micro-batches of logits
+# `(b, T, V)` and labels `(b, T)`, the list of losses to call `backward()` on, one per micro-batch,
+# such that the summed gradients equal the gradient of the *whole* batch's mean loss. Fill in the function below and run the `check` cell: it tests your code on several inputs and, if something is off, says which mistake it sees. The solution is folded below the stub; try first.
+
+# %% [markdown] de
+# ### Aufgabe: Verluste zum Akkumulieren
+#
+# Schreiben Sie `my_accumulated_losses(micro_logits, micro_labels)`: für Micro-Batches aus Logits
+# `(b, T, V)` und Labels `(b, T)` die Liste der Verluste, für die `backward()` aufgerufen wird, einer
+# pro Micro-Batch, sodass die summierten Gradienten gleich dem Gradienten des mittleren Verlusts des
+# *ganzen* Batches sind. Vervollständigen Sie die Funktion unten und führen Sie die `check`-Zelle aus: Sie
+# testet Ihren Code an mehreren Eingaben und sagt, welchen Fehler sie erkennt, falls etwas nicht
+# stimmt. Die Lösung ist unter dem Gerüst eingeklappt; versuchen Sie es zuerst selbst.
+
+# %%
+def my_accumulated_losses(micro_logits, micro_labels):
+    """Micro-batches of (b, T, V) logits and (b, T) labels -> one 0-dim loss per micro-batch."""
+    raise NotImplementedError  # your code here
+
+# %% tags=["solution"]
+def my_accumulated_losses(micro_logits, micro_labels):
+    n = sum(int((y != -100).sum()) for y in micro_labels)  # the whole batch's count
+    V = micro_logits[0].shape[-1]
+    return [  # each micro-batch's *sum*, divided by the count of the whole batch
+        F.cross_entropy(z.reshape(-1, V), y.reshape(-1), reduction="sum") / n
+        for z, y in zip(micro_logits, micro_labels, strict=True)
+    ]
+
+# %%
+result = check("accumulated_loss", my_accumulated_losses, lang=LANG)
+
+# %% [markdown] en
+# Now the same with the library, on micro-batches A and B: every part is $S_m / N$
+# (`num_items_in_batch=N`), and the parts add up to the full-batch loss.
+# %% [markdown] de
+# Nun dasselbe mit der Bibliothek, für die Micro-Batches A und B: Jeder Teil ist $S_m / N$
+# (`num_items_in_batch=N`), und die Teile ergeben zusammen den Verlust des ganzen Batches.
+
 # %%
 lab = padded(1)
 N = int((lab != -100).sum())  # counted from the labels of the whole batch: no forward pass needed
-ce_sum = LanguageModelingLoss(V, reduction="sum")
 
 with torch.no_grad():  # values only; the gradients follow below
-    # by hand: summed loss of each micro-batch, divided by the whole batch's N
-    by_hand = sum(float(ce_sum(model(inputs[m])[0], lab[m])) / N for m in (A, B))
-    # the library: the same, with num_items_in_batch
-    parts = [ce(model(inputs[m])[0], lab[m], num_items_in_batch=N) for m in (A, B)]
+    parts = [ce(model(inputs[m])[0], lab[m], num_items_in_batch=N) for m in (A, B)]  # S_m / N
     full = ce(model(inputs)[0], lab)
-print(f"full batch {float(full):.6f}   sum of parts {float(sum(parts)):.6f}   by hand {by_hand:.6f}")
-assert abs(float(sum(parts)) - float(full)) < 1e-6 and abs(by_hand - float(full)) < 1e-6
+print(f"full batch {float(full):.6f}   sum of parts {float(sum(parts)):.6f}")
+assert abs(float(sum(parts)) - float(full)) < 1e-6
 
 g_full = accumulated_grad([lambda: ce(model(inputs)[0], lab)])
 g_fixed = accumulated_grad(
@@ -512,69 +578,6 @@ try:
     mtp_loss(*model(inputs[A]), lab[A], num_items_in_batch=N)
 except ValueError as e:
     print("ValueError:", e)
-
-# %% [markdown] en
-# ### Exercise: the count of the whole step
-#
-# Write `my_num_items_in_batch(micro_labels)`: for the labels of all micro-batches of one
-# optimizer step (a list of `(b, T)` tensors, `-100` for "no target") the number of valid targets
-# of the whole step, an `int` — the count each micro-batch's sum is divided by. Fill in the function below and run the `check` cell: it tests your code on several inputs and, if something is off, says which mistake it sees. The solution is folded below the stub; try first.
-
-# %% [markdown] de
-# ### Aufgabe: Die Zahl der Ziele im ganzen Schritt
-#
-# Schreiben Sie `my_num_items_in_batch(micro_labels)`: für die Labels aller Micro-Batches eines
-# Optimiererschritts (eine Liste von `(b, T)`-Tensoren, `-100` für „kein Ziel“) die Zahl der gültigen
-# Ziele des ganzen Schritts, ein `int` – die Zahl, durch die die Summe jedes Micro-Batches geteilt
-# wird. Vervollständigen Sie die Funktion unten und führen Sie die `check`-Zelle aus; sie testet Ihren
-# Code an mehreren Eingaben und sagt, welchen Fehler sie erkennt, falls etwas nicht stimmt. Die
-# Lösung ist unter dem Gerüst eingeklappt; versuchen Sie es zuerst selbst.
-
-# %%
-def my_num_items_in_batch(micro_labels):
-    """A list of (b, T) label tensors -> the number of labels != -100 in all of them together."""
-    raise NotImplementedError  # your code here
-
-# %% tags=["solution"]
-def my_num_items_in_batch(micro_labels):
-    return sum(int((y != -100).sum()) for y in micro_labels)  # counted before any backward pass
-
-# %%
-result = check("num_items_in_batch", my_num_items_in_batch, lang=LANG)
-
-# %% [markdown] en
-# ### Exercise: losses to accumulate
-#
-# Write `my_accumulated_losses(micro_logits, micro_labels)`: for micro-batches of logits
-# `(b, T, V)` and labels `(b, T)`, the list of losses to call `backward()` on, one per micro-batch,
-# such that the summed gradients equal the gradient of the *whole* batch's mean loss. Fill in the function below and run the `check` cell: it tests your code on several inputs and, if something is off, says which mistake it sees. The solution is folded below the stub; try first.
-
-# %% [markdown] de
-# ### Aufgabe: Verluste zum Akkumulieren
-#
-# Schreiben Sie `my_accumulated_losses(micro_logits, micro_labels)`: für Micro-Batches aus Logits
-# `(b, T, V)` und Labels `(b, T)` die Liste der Verluste, für die `backward()` aufgerufen wird, einer
-# pro Micro-Batch, sodass die summierten Gradienten gleich dem Gradienten des mittleren Verlusts des
-# *ganzen* Batches sind. Vervollständigen Sie die Funktion unten und führen Sie die `check`-Zelle aus: Sie
-# testet Ihren Code an mehreren Eingaben und sagt, welchen Fehler sie erkennt, falls etwas nicht
-# stimmt. Die Lösung ist unter dem Gerüst eingeklappt; versuchen Sie es zuerst selbst.
-
-# %%
-def my_accumulated_losses(micro_logits, micro_labels):
-    """Micro-batches of (b, T, V) logits and (b, T) labels -> one 0-dim loss per micro-batch."""
-    raise NotImplementedError  # your code here
-
-# %% tags=["solution"]
-def my_accumulated_losses(micro_logits, micro_labels):
-    n = sum(int((y != -100).sum()) for y in micro_labels)  # the whole batch's count
-    V = micro_logits[0].shape[-1]
-    return [  # each micro-batch's *sum*, divided by the count of the whole batch
-        F.cross_entropy(z.reshape(-1, V), y.reshape(-1), reduction="sum") / n
-        for z, y in zip(micro_logits, micro_labels, strict=True)
-    ]
-
-# %%
-result = check("accumulated_loss", my_accumulated_losses, lang=LANG)
 
 # %% [markdown] en
 # ## 5. Several processes: `DistributedDataParallel` averages
