@@ -202,6 +202,16 @@ def kl_via_cross_entropy(p, q):  # type: ignore[no-untyped-def]
     return -(p * q.log()).sum(-1) - entropy_masked(p)
 
 
+def agreement_mask(d, m, y):  # type: ignore[no-untyped-def]
+    counted = y[:, 1:] != -100
+    return (d.argmax(-1) == m[:, 1:].argmax(-1))[counted].float().mean()
+
+
+def agreement_count(d, m, y):  # type: ignore[no-untyped-def]
+    counted = (y[:, 1:] != -100).sum().item()
+    return ((d.argmax(-1) == m.argmax(-1)[:, 1:]) & (y[:, 1:] != -100)).sum().item() / counted
+
+
 CORRECT: dict[str, tuple[Callable[..., Any], Callable[..., Any]]] = {
     "entropy": (entropy_xlogy, entropy_masked),
     "kl_divergence": (kl_xlogy, kl_via_cross_entropy),
@@ -219,6 +229,7 @@ CORRECT: dict[str, tuple[Callable[..., Any], Callable[..., Any]]] = {
     "parameter_count": (count_params, count_unique_storage),
     "softmax_gradient": (grad_softmax, grad_by_hand),
     "num_items_in_batch": (items_sum, items_cat),
+    "draft_agreement": (agreement_mask, agreement_count),
 }
 
 # --------------------------------------------------------------------------------------------------
@@ -311,6 +322,15 @@ WRONG: dict[tuple[str, str], Callable[..., Any]] = {
     ("softmax_gradient", "missing_onehot"): lambda z, y: z.softmax(-1),
     ("num_items_in_batch", "counts_ignored"): lambda ys: sum(y.numel() for y in ys),
     ("num_items_in_batch", "one_micro_batch"): lambda ys: int((ys[-1] != -100).sum()),
+    ("draft_agreement", "same_position"): lambda d, m, y: (
+        (d.argmax(-1) == m[:, :-1].argmax(-1))[y[:, 1:] != -100].float().mean()
+    ),
+    ("draft_agreement", "against_target"): lambda d, m, y: (
+        (d.argmax(-1) == y[:, 1:])[y[:, 1:] != -100].float().mean()
+    ),
+    ("draft_agreement", "counts_ignored"): lambda d, m, y: (
+        (d.argmax(-1) == m[:, 1:].argmax(-1)).float().mean()
+    ),
     ("accumulated_loss", "mean_of_means"): lambda zs, ys: [
         ce_gather(z, y) for z, y in zip(zs, ys, strict=True)
     ],

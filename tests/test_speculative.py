@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from aptt_edu.model import GPT, GPTConfig
-from aptt_edu.speculative import generate_speculative
+from aptt_edu.speculative import draft_agreement, generate_speculative
 
 
 @pytest.mark.parametrize("mtp", ["simple", "deepseek"])
@@ -55,3 +55,41 @@ def test_trained_model_lossless_and_accepts(mtp: str) -> None:
     spec, st = generate_speculative(model, idx, 40)
     assert torch.equal(spec, model.generate(idx, 40, temperature=0))
     assert 0 < st.acceptance_rate <= 1 and st.forward_passes < st.new_tokens
+
+
+def _agreement_by_hand(draft, main, labels):  # type: ignore[no-untyped-def]
+    hits = total = 0
+    for b in range(labels.shape[0]):
+        for i in range(labels.shape[1] - 1):
+            if labels[b, i + 1] == -100:
+                continue  # no token t_(i+2)
+            total += 1
+            hits += int(draft[b, i].argmax() == main[b, i + 1].argmax())
+    return hits / max(total, 1)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_draft_agreement_equals_a_loop_over_positions(seed: int) -> None:
+    g = torch.Generator().manual_seed(seed)
+    B, T, V = (int(x) for x in torch.randint(2, 9, (3,), generator=g))
+    main = torch.randn(B, T, V, generator=g)
+    draft = main[:, 1:] + torch.randn(B, T - 1, V, generator=g)
+    labels = torch.randint(0, V, (B, T), generator=g)
+    labels[torch.rand(B, T, generator=g) < 0.3] = -100
+    got = draft_agreement(draft, main, labels)
+    assert got.dim() == 0 and got.is_floating_point()
+    assert got.item() == pytest.approx(_agreement_by_hand(draft, main, labels), abs=1e-7)
+
+
+def test_draft_agreement_edge_cases_and_errors() -> None:
+    main = torch.randn(2, 5, 4)
+    labels = torch.full((2, 5), -100)
+    assert draft_agreement(main[:, 1:].clone(), main, labels).item() == 0.0  # nothing counted
+    labels[:, 1:] = 0
+    assert draft_agreement(main[:, 1:].clone(), main, labels).item() == 1.0  # perfect drafts
+    with pytest.raises(
+        ValueError, match=r"draft_logits must have shape \(B, T-1, V\) = \(2, 4, 4\)"
+    ):
+        draft_agreement(main, main, labels)
+    with pytest.raises(ValueError, match="labels must have shape"):
+        draft_agreement(main[:, 1:], main, labels[:, 1:])

@@ -32,6 +32,7 @@ from aptt_edu.exercises.accumulation import (
     CHUNKED_CROSS_ENTROPY,
     NUM_ITEMS_IN_BATCH,
 )
+from aptt_edu.exercises.decoding import DRAFT_AGREEMENT
 from aptt_edu.exercises.gradients import GRAD_NORM, SOFTMAX_GRADIENT, TEMPERATURE_SOFTMAX
 from aptt_edu.exercises.information import ENTROPY, KL_DIVERGENCE
 from aptt_edu.exercises.losses import CROSS_ENTROPY, LABEL_SMOOTHING, PERPLEXITY
@@ -70,6 +71,7 @@ _ALL: dict[str, _Exercise] = {
         PARAMETER_COUNT,
         MTP_TARGETS,  # notebook 03
         MTP_LOSS,
+        DRAFT_AGREEMENT,  # notebook 03b
         TEMPERATURE_SOFTMAX,  # notebook 04
         GRAD_NORM,
         SOFTMAX_GRADIENT,  # notebook 05
