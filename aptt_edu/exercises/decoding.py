@@ -73,7 +73,7 @@ DRAFT_AGREEMENT = FunctionExercise(
             "en": "you compare the draft at position i with the main head at the same position i. "
             "The main head predicts t(i+2) one step later, at position i+1: compare "
             "draft_logits[:, i] with main_logits[:, i + 1], i.e. main_logits[:, 1:].",
-            "de": "Sie vergleichen den Draft an Position i mit dem Haupt-Head an derselben "
+            "de": "Sie vergleichen das Draft-Token an Position i mit dem Haupt-Head an derselben "
             "Position i. Der Haupt-Head sagt t(i+2) erst einen Schritt später voraus, an Position "
             "i+1: Vergleichen Sie draft_logits[:, i] mit main_logits[:, i + 1], also "
             "main_logits[:, 1:].",
@@ -82,10 +82,10 @@ DRAFT_AGREEMENT = FunctionExercise(
             "en": "you compare the draft with the true token t(i+2). That is the draft's accuracy. "
             "A greedy verifier keeps a draft when it equals the *main model's* prediction, "
             "right or wrong: compare with main_logits[:, 1:].argmax(-1).",
-            "de": "Sie vergleichen den Draft mit dem wahren Token t(i+2). Das ist die Genauigkeit "
-            "des Drafts. Eine Greedy-Prüfung behält einen Draft, wenn er der Vorhersage des "
-            "*Hauptmodells* gleicht, ob richtig oder falsch: Vergleichen Sie mit "
-            "main_logits[:, 1:].argmax(-1).",
+            "de": "Sie vergleichen das Draft-Token mit dem wahren Token t(i+2). Das ist die "
+            "Genauigkeit des Draft-Tokens. Eine Greedy-Prüfung behält ein Draft-Token, wenn es der "
+            "Vorhersage des *Hauptmodells* entspricht, ob diese richtig ist oder nicht: "
+            "Vergleichen Sie mit main_logits[:, 1:].argmax(-1).",
         },
         "counts_ignored": {
             "en": "you count every position, also those without a token t(i+2) "

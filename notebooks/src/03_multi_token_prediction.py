@@ -619,12 +619,12 @@ result = check("mtp_loss", my_mtp_loss, lang=LANG)
 #
 # * **Ausrichtung:** Tiefe $k$ wird an Position $i$ an $t_{i+k+1}$ = `labels[:, i+k]` gemessen;
 #   ihre Logits haben $T - k$ Positionen, ihre Ziele sind `labels[:, k:]`. Sie an den Labels des
-#   Haupt-Heads zu messen, ist ein stiller Fehler.
+#   Haupt-Heads zu messen, ist ein Fehler, den keine Fehlermeldung verrät.
 # * **Einfacher Head** (Entwurfsnotiz): eine $(V, d)$-Projektion pro Tiefe auf demselben $h_i$ –
-#   $D \cdot V \cdot d$ Parameter, und er muss $t_{i+2}$ raten, ohne $t_{i+1}$ zu sehen.
-# * **DeepSeek-V3-Modul** (§2.2, Gl. 21–25): beide Eingaben mit RMSNorm normieren, verketten, $M_k$,
+#   $D \cdot V \cdot d$ Parameter, und er muss über das ungesehene $t_{i+1}$ hinweg raten.
+# * **DeepSeek-V3-Modul** (§2.2, Gl. 21–25): RMSNorm auf beide Eingaben, Verkettung, $M_k$,
 #   ein Block, der *geteilte* Head – keine $V$-großen Gewichte; es liest das wahre $t_{i+k}$ und
-#   behält die kausale Kette.
+#   erhält die kausale Kette.
 # * **Verlust:** $\lambda \sum_k$ oder DeepSeeks $\frac{\lambda}{D} \sum_k$
 #   (`average_over_depth=True`); für $D = 1$ identisch. Gl. 24 teilt durch $T$, die Bibliothek durch
 #   die Zahl der gültigen Ziele.

@@ -23,21 +23,22 @@
 # %% [markdown] de
 # # 03b · Multi-Token-Prediction in der Praxis: Training, Kosten und Draft-Modell
 #
-# Notebook 03 hat die beiden MTP-Bauweisen aufgebaut – den einfachen Head mit einer Projektion pro
-# Tiefe und das sequenzielle Modul von DeepSeek-V3 (arXiv:2412.19437, §2.2) – und ihren Verlust.
+# Notebook 03 hat die beiden MTP-Bauweisen gebaut – den einfachen Head mit einer Projektion pro
+# Tiefe und das sequenzielle Modul von DeepSeek-V3 (arXiv:2412.19437, §2.2) – und ihren Verlust
+# hergeleitet.
 # Dieses Notebook setzt sie ein:
 #
 # 1. **Training** – Verlustkurven mit und ohne MTP auf einer Spielzeugsprache, deren Untergrenzen
 #    bekannt sind.
 # 2. **Kosten** – gemessener und analytisch geschätzter Rechenmehraufwand (Overhead), verglichen mit der
 #    Behauptung „~33 %“ aus einer verbreiteten Entwurfsnotiz für diese Heads.
-# 3. **MTP als Draft-Modell** – wie oft stimmt die Vorhersage der Tiefe 1 mit dem überein, was
+# 3. **MTP als Draft-Modell** – wie oft die Vorhersage der Tiefe 1 mit dem übereinstimmt, was
 #    das Hauptmodell einen Schritt später vorhersagt, und echtes spekulatives Dekodieren damit.
 #
 # Jede Zahl im Text wird von einer Zelle ausgegeben oder mit einem `assert` geprüft.
 #
-# **Lernziele.** Nach diesem Notebook können Sie einen Trainingsvergleich an zwei bekannten
-# Untergrenzen ablesen, den Rechenaufwand von MTP für ein Modell beliebiger Tiefe abschätzen und
+# **Lernziele.** Nach diesem Notebook können Sie einen Trainingsvergleich anhand zweier
+# bekannter Untergrenzen deuten, den Rechenmehraufwand von MTP für ein Modell beliebiger Tiefe abschätzen und
 # sagen, warum die Tiefe 1 von DeepSeek ein gutes Draft-Modell für spekulatives Dekodieren ist, der
 # einfache Head aber nicht.
 # **Voraussetzungen.** Notebook 03 (die beiden Bauweisen und ihr Verlust); Notebook 00 für die
@@ -150,7 +151,7 @@ plt.show()
 # %% [markdown] de
 # *Abbildung:* oben links der Haupt-Head über den ganzen Lauf; oben rechts ein vergrößerter
 # Ausschnitt seines Validierungsverlusts in den letzten 30 % der Schritte, in denen sich die drei
-# Läufe um Hundertstel eines Nats unterscheiden; unten die MTP-Verluste der Tiefe 1 gegenüber ihren
+# Läufe um Hundertstel nat unterscheiden; unten die MTP-Verluste der Tiefe 1 gegenüber ihren
 # Untergrenzen $H_2$ und $H$ (gleitende Mittel des Trainingsverlusts über 10 Schritte).
 
 # %% [markdown] en
@@ -455,8 +456,8 @@ assert 0.02 < overhead["V3 size, dense, L=61"][0] < overhead["V3 size, dense, L=
 # Schreiben Sie `my_draft_agreement(draft_logits, main_logits, labels)`: die Logits der Tiefe 1
 # `(B, T-1, V)`, die Logits des Haupt-Heads `(B, T, V)` für dieselben Eingaben und deren verschobene
 # Labels `(B, T)`; zurückgegeben wird der Anteil der Positionen $i$ mit einem Token $t_{i+2}$
-# (`labels[:, i+1] != -100`), an denen das Argmax des Drafts an Position $i$ dem Argmax des
-# Haupt-Heads an Position $i + 1$ gleicht. Vervollständigen Sie die Funktion unten und führen Sie
+# (`labels[:, i+1] != -100`), an denen das Argmax der Draft-Logits an Position $i$ mit dem Argmax
+# des Haupt-Heads an Position $i + 1$ übereinstimmt. Vervollständigen Sie die Funktion unten und führen Sie
 # die `check`-Zelle aus; sie testet Ihren Code an mehreren Eingaben und sagt, welchen Fehler sie
 # erkennt, falls etwas nicht stimmt. Die Lösung ist unter dem Gerüst eingeklappt; versuchen Sie es
 # zuerst selbst.
@@ -481,7 +482,8 @@ result = check("draft_agreement", my_draft_agreement, lang=LANG)
 # it on the validation set, next to how often each prediction is right:
 # %% [markdown] de
 # `draft_agreement` aus der Bibliothek (`aptt_edu.speculative`) berechnet diese Rate; die Zelle
-# unten wendet sie auf die Validierungsdaten an, zusammen damit, wie oft jede Vorhersage stimmt:
+# unten wendet sie auf die Validierungsdaten an und gibt daneben aus, wie oft jede Vorhersage
+# richtig ist:
 
 # %% tags=["nbval-ignore-output"]
 from aptt_edu.speculative import draft_agreement
@@ -599,11 +601,11 @@ print("DeepSeek-V3 (§5.4.3): 85-90 % of second-token drafts accepted, 1.8x toke
 # %% [markdown] de
 # ## 4. Was bleibt
 #
-# * **Untergrenzen:** Die Tiefe 1 des einfachen Heads kann nicht unter $H_2$ fallen, die
-#   Zwei-Schritt-Entropie, weil sie $t_{i+1}$ nie sieht; die Tiefe 1 von DeepSeek liest $t_{i+1}$
-#   und strebt $H$ an.
-# * **Kosten:** Der Mehraufwand ist etwa ein zusätzlicher Head (einfach) oder ein zusätzlicher Block
-#   plus Head (DeepSeek), gemessen am Rumpf; „~33 %“ stimmt nur für Rümpfe aus wenigen Blöcken.
+# * **Untergrenzen:** Die Tiefe 1 des einfachen Heads kann nicht unter $H_2$ (die
+#   Zwei-Schritt-Entropie) fallen, weil sie $t_{i+1}$ nie sieht; die Tiefe 1 von DeepSeek liest
+#   $t_{i+1}$ und strebt gegen $H$.
+# * **Kosten:** Der Mehraufwand entspricht etwa einem zusätzlichen Head (einfacher Head) oder einem
+#   zusätzlichen Block plus Head (DeepSeek), gemessen am Rumpf; „~33 %“ stimmt nur für Rümpfe aus wenigen Blöcken.
 # * **Nutzen:** bei diesem kleinen Modell ein etwas schnellerer Start in einem kurzen Lauf – kein
 #   Beleg für einen bleibenden Gewinn, und Gloeckle et al. fanden MTP bei kleinen Modellen
 #   schlechter als die Baseline. Als Draft-Modell stimmt das DeepSeek-Modul viel öfter mit seinem
@@ -624,7 +626,7 @@ print("DeepSeek-V3 (§5.4.3): 85-90 % of second-token drafts accepted, 1.8x toke
 #
 # 1. Warum kann die Tiefe 1 von DeepSeek die Untergrenze H erreichen, die Tiefe 1 des einfachen Heads aber nicht unter H₂ fallen?
 #    <details><summary>Antwort</summary>Die Tiefe 1 von DeepSeek liest das wahre Token t_{i+1} (Teacher Forcing) und sagt t_{i+2} daher aus dem vollständigen Kontext vorher. Der einfache Head muss über das ungesehene t_{i+1} mitteln; seine Untergrenze ist die Zwei-Schritt-Entropie H₂ ≥ H.</details>
-# 2. Ein Rumpf aus L Blöcken kostet L·(24d² + 4Td) + 2Vd FLOPs pro Token. Warum ist „~33 % mehr Compute für D = 1“ eine Aussage über flache Modelle?
-#    <details><summary>Antwort</summary>Die zusätzliche Tiefe kostet einen festen Betrag (einen Head oder einen Block plus den geteilten Head), die Kosten des Rumpfs wachsen mit L. Das Verhältnis ist nur nahe L* ≈ V/(6d + T) (einfach) bzw. 3,5 + V/(6d) (DeepSeek) gleich 1/3, also bei wenigen Blöcken; bei den 61 Schichten von DeepSeek-V3 sind es wenige Prozent.</details>
+# 2. Ein Rumpf aus L Blöcken kostet L·(24d² + 4Td) + 2Vd FLOPs pro Token. Warum ist die Behauptung der Entwurfsnotiz, MTP mit D = 1 brauche „~33% mehr Compute während Training“, eine Aussage über flache Modelle?
+#    <details><summary>Antwort</summary>Die zusätzliche Tiefe kostet einen festen Betrag (einen Head oder einen Block plus den geteilten Head), während die Kosten des Rumpfs mit L wachsen. Das Verhältnis beträgt nur für L nahe L* ≈ V/(6d + T) (einfacher Head) bzw. 3,5 + V/(6d) (DeepSeek) gleich 1/3, also bei wenigen Blöcken; bei den 61 Blöcken von DeepSeek-V3 sind es wenige Prozent.</details>
 # 3. Wozu ist die Vorhersage der Tiefe 1 nach dem Training nützlich?
 #    <details><summary>Antwort</summary>Sie liefert ein Draft-Token für das übernächste Token. Das Hauptmodell prüft es im nächsten Vorwärtsdurchlauf und behält es, wenn seine eigene Vorhersage damit übereinstimmt; so liefert das Dekodieren mehr als ein Token pro Durchlauf, und die Ausgabe bleibt identisch mit Greedy-Dekodierung.</details>
