@@ -175,6 +175,9 @@ def _run(cfg: TrainConfig, data: LMData, out: Path, start: float) -> int:
             # one file per rank: lines printed by several processes to one pipe can interleave
             out.mkdir(parents=True, exist_ok=True)
             (out / f"final_rank{rank}.json").write_text(json.dumps(final), encoding="utf-8")
+            # every rank done before any tears the group down: a rank that destroys it while
+            # another is still inside gloo can abort that one ("terminate called ...")
+            torch.distributed.barrier()
         if rank != 0:
             return 0
     finally:
