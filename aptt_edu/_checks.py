@@ -105,6 +105,20 @@ def check_hidden(name: str, hidden: torch.Tensor, d_model: int) -> None:
         )
 
 
+def check_room_for_depth(name: str, hidden: torch.Tensor, mtp_depth: int) -> None:
+    """MTP depth ``k`` reads positions ``0 .. T-k-1``, so every depth needs ``T > mtp_depth``.
+
+    Raises:
+        ValueError: ``hidden`` has ``T <= mtp_depth`` positions.
+    """
+    T = hidden.shape[1]
+    if mtp_depth >= T:
+        raise ValueError(
+            f"{name} has T={T} positions; MTP depth {mtp_depth} needs T > {mtp_depth} "
+            f"(shape {tuple(hidden.shape)})"
+        )
+
+
 def check_positive_int(name: str, value: int) -> None:
     """Raises ``TypeError``/``ValueError`` unless ``value`` is an ``int`` >= 1."""
     if isinstance(value, bool) or not isinstance(value, int):

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from aptt_edu._checks import check_hidden, check_positive_int
+from aptt_edu._checks import check_hidden, check_positive_int, check_room_for_depth
 
 __all__ = ["CombinedLMHead", "LanguageModelingHead", "MultiTokenPredictionHead"]
 
@@ -262,11 +262,6 @@ class CombinedLMHead(nn.Module):
         if self.mtp_head is None or not self.training:
             return main_logits, None
         if mtp_hidden is None:
-            T = main_hidden.shape[1]
-            if self.mtp_depth >= T:
-                raise ValueError(
-                    f"main_hidden has T={T} positions; MTP depth {self.mtp_depth} needs T > "
-                    f"{self.mtp_depth} (shape {tuple(main_hidden.shape)})"
-                )
+            check_room_for_depth("main_hidden", main_hidden, self.mtp_depth)
             mtp_hidden = [main_hidden[:, :-k] for k in range(1, self.mtp_depth + 1)]  # (B, T-k, d)
         return main_logits, self.mtp_head(mtp_hidden)

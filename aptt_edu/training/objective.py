@@ -15,6 +15,7 @@ from typing import cast
 import torch
 from torch import nn
 
+from aptt_edu._checks import check_room_for_depth
 from aptt_edu.heads.language_modeling import LanguageModelingHead
 from aptt_edu.labels import mtp_targets
 from aptt_edu.loss.language_modeling import MultiTokenPredictionLoss
@@ -83,6 +84,8 @@ def _chunked_loss(
     norms = loss_fn.normalisers(num_items_in_batch, with_mtp=mtp_head is not None)
     ignore, eps = loss_fn.ce.ignore_index, loss_fn.ce.label_smoothing
     h = model.norm(model.trunk(inputs))  # (B, T, d): what the head would multiply with W^T
+    if mtp_head is not None:  # the logits path's rule, checked before any loss is computed
+        check_room_for_depth("main_hidden", h, mtp_head.mtp_depth)
     lm_head = model.head.lm_head  # its weight may be the embedding's (tied): grads add up
     # $\mathcal{L}_\text{main}$ without the (B, T, V) logits
     main = linear_cross_entropy(
@@ -90,11 +93,6 @@ def _chunked_loss(
         ignore_index=ignore, label_smoothing=eps, num_items_in_batch=norms[0],
     )  # fmt: skip
     heads = cast(list[LanguageModelingHead], list(mtp_head.heads) if mtp_head is not None else [])
-    if heads and h.shape[1] <= len(heads):  # the same rule, and words, as CombinedLMHead's
-        raise ValueError(
-            f"main_hidden has T={h.shape[1]} positions; MTP depth {len(heads)} needs T > "
-            f"{len(heads)}"
-        )
     mtp_losses = []
     for k, head_k in enumerate(heads, start=1):
         # simple MTP: h_i (i < T-k) through depth k's own matrix, scored on labels[:, k:]
