@@ -14,7 +14,7 @@
 # 4. build and train the tiny GPT that the other notebooks train.
 #
 # **Prerequisites.** Python, basic PyTorch (tensors, `autograd`, `nn.Module`), the softmax.
-# **Time.** About 30 minutes of reading and exercises; running every cell takes under a minute.
+# **Time.** About 20 minutes of reading, plus two exercises; running every cell takes under a minute.
 # **Builds on.** Nothing; notebooks 01–06 build on it.
 
 # %% [markdown] de
@@ -35,7 +35,7 @@
 #
 # **Voraussetzungen.** Python, PyTorch-Grundlagen (Tensoren, `autograd`, `nn.Module`), die
 # Softmax-Funktion.
-# **Zeit.** Etwa 30 Minuten zum Lesen und für die Aufgaben; alle Zellen laufen in unter einer
+# **Zeit.** Etwa 20 Minuten Lesezeit, dazu zwei Aufgaben; alle Zellen laufen in unter einer
 # Minute.
 # **Grundlage.** Keine; die Notebooks 01–06 bauen auf diesem auf.
 # **Sprache.** Abbildungen, Code, Code-Kommentare und Zellausgaben sind in beiden Sprachfassungen

@@ -17,7 +17,8 @@
 # labels and mask padding, say what label smoothing does to the target and to the lowest reachable
 # loss, and compute a data set's perplexity correctly.
 # **Prerequisites.** Notebook 00 (entropy and KL, the toy language, $p - \mathrm{onehot}(y)$).
-# **Time.** About 50 minutes of reading and four exercises; under a minute to run.
+# **Time.** About 35 minutes of reading for the core path (sections 1–4 and 6) and 10 more for the
+# deep dive (section 5, the training runs), plus four exercises; under a minute to run.
 # **Builds on.** Notebook 00.
 
 # %% [markdown] de
@@ -41,7 +42,8 @@
 # Ziel und mit dem kleinsten erreichbaren Verlust macht, und die Perplexität eines Datensatzes richtig
 # berechnen.
 # **Voraussetzungen.** Notebook 00 (Entropie und KL, die Spielzeugsprache, $p - \mathrm{onehot}(y)$).
-# **Zeit.** Etwa 50 Minuten zum Lesen und für vier Aufgaben; unter einer Minute Laufzeit.
+# **Zeit.** Etwa 35 Minuten Lesezeit für den Kernpfad (Abschnitte 1–4 und 6) und 10 weitere für
+# die Vertiefung (Abschnitt 5, die Trainingsläufe), dazu vier Aufgaben; unter einer Minute Laufzeit.
 # **Grundlage.** Notebook 00.
 # **Sprache.** Abbildungen, Code, Code-Kommentare und Zellausgaben sind in beiden Sprachfassungen
 # englisch; der Text erklärt, was sie zeigen. Die Läufe heißen dort `ε = 0.0` und `ε = 0.1`.

@@ -26,7 +26,9 @@
 # one matrix, tie them in PyTorch as one `Parameter`, count a tied model's parameters, recompute what
 # tying saves for published models, and follow the two gradients into the one tensor.
 # **Prerequisites.** Notebooks 00 and 01 (the gradient $p - \mathrm{onehot}(y)$, the loss).
-# **Time.** About 50 minutes of reading and two exercises; under a minute to run.
+# **Time.** About 30 minutes of reading for the core path (sections 1 and 4) and 25 more for the
+# deep dives (sections 2, 3 and 5: the savings, who ties, the training run), plus two exercises;
+# under a minute to run.
 # **Builds on.** Notebooks 00 and 01.
 
 # %% [markdown] de
@@ -60,7 +62,9 @@
 # Parameter eines gebundenen Modells zählen, nachrechnen, was die Bindung bei veröffentlichten
 # Modellen spart, und die beiden Gradienten in den einen Tensor verfolgen.
 # **Voraussetzungen.** Notebooks 00 und 01 (der Gradient $p - \mathrm{onehot}(y)$, der Verlust).
-# **Zeit.** Etwa 50 Minuten zum Lesen und für zwei Aufgaben; unter einer Minute Laufzeit.
+# **Zeit.** Etwa 30 Minuten Lesezeit für den Kernpfad (Abschnitte 1 und 4) und 25 weitere für die
+# Vertiefungen (Abschnitte 2, 3 und 5: die Ersparnis, wer Gewichte bindet, der Trainingslauf), dazu
+# zwei Aufgaben; unter einer Minute Laufzeit.
 # **Grundlage.** Notebooks 00 und 01.
 # **Sprache.** Abbildungen, Code, Code-Kommentare und Zellausgaben sind in beiden Sprachfassungen
 # englisch; der Text erklärt, was sie zeigen.

@@ -24,7 +24,7 @@
 # and $\lambda / D$.
 # **Prerequisites.** Notebooks 00 and 01 (the floor $H$, `shift_labels`, the cross-entropy);
 # notebook 02 for the shared head.
-# **Time.** About 40 minutes of reading and two exercises; a few seconds to run.
+# **Time.** About 35 minutes of reading, plus two exercises; a few seconds to run.
 # **Builds on.** Notebooks 00, 01 and 02.
 
 # %% [markdown] de
@@ -55,7 +55,7 @@
 # zwischen $\lambda$ und $\lambda / D$ wählen.
 # **Voraussetzungen.** Notebooks 00 und 01 (die Untergrenze $H$, `shift_labels`, die Kreuzentropie);
 # Notebook 02 für den geteilten Head.
-# **Zeit.** Etwa 40 Minuten zum Lesen und für zwei Aufgaben; einige Sekunden Laufzeit.
+# **Zeit.** Etwa 35 Minuten Lesezeit, dazu zwei Aufgaben; einige Sekunden Laufzeit.
 # **Grundlage.** Notebooks 00, 01 und 02.
 # **Sprache.** Abbildungen, Code, Code-Kommentare und Zellausgaben sind in beiden Sprachfassungen
 # englisch; der Text erklärt, was sie zeigen.

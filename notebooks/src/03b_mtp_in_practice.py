@@ -17,7 +17,7 @@
 # a good draft for speculative decoding while the simple head does not.
 # **Prerequisites.** Notebook 03 (the two designs and their loss); notebook 00 for the toy language
 # and its floor $H$.
-# **Time.** About 40 minutes of reading and one exercise; under a minute to run.
+# **Time.** About 40 minutes of reading, plus one exercise; under a minute to run.
 # **Builds on.** Notebooks 00 and 03.
 
 # %% [markdown] de
@@ -43,7 +43,7 @@
 # einfache Head aber nicht.
 # **Voraussetzungen.** Notebook 03 (die beiden Bauweisen und ihr Verlust); Notebook 00 für die
 # Spielzeugsprache und ihre Untergrenze $H$.
-# **Zeit.** Etwa 40 Minuten zum Lesen und für eine Aufgabe; unter einer Minute Laufzeit.
+# **Zeit.** Etwa 40 Minuten Lesezeit, dazu eine Aufgabe; unter einer Minute Laufzeit.
 # **Grundlage.** Notebooks 00 und 03.
 # **Sprache.** Abbildungen, Code, Code-Kommentare und Zellausgaben sind in beiden Sprachfassungen
 # englisch; der Text erklärt, was sie zeigen. Die Läufe heißen dort `no MTP` (ohne MTP, die

@@ -23,7 +23,8 @@
 # state and logits, name the $(N, V)$ tensors a plain loss step keeps alive, derive why a chunked
 # loss is exact, use `linear_cross_entropy`, and read a measured peak-memory plot.
 # **Prerequisites.** Notebook 00 ($p - \mathrm{onehot}(y)$) and notebook 01 (label smoothing).
-# **Time.** About 50 minutes of reading and two exercises; under a minute to run.
+# **Time.** About 40 minutes of reading for the core path (sections 1–3) and 15 more for the deep
+# dives (sections 4–5: the measured peak, the real sizes), plus two exercises; under a minute to run.
 # **Builds on.** Notebooks 00, 01 and 02.
 
 # %% [markdown] de
@@ -57,7 +58,9 @@
 # im Speicher hält, herleiten, warum ein blockweise berechneter Verlust exakt ist,
 # `linear_cross_entropy` verwenden und ein Diagramm des gemessenen maximalen Speicherbedarfs lesen.
 # **Voraussetzungen.** Notebook 00 ($p - \mathrm{onehot}(y)$) und Notebook 01 (Label Smoothing).
-# **Zeit.** Etwa 50 Minuten zum Lesen und für zwei Aufgaben; unter einer Minute Laufzeit.
+# **Zeit.** Etwa 40 Minuten Lesezeit für den Kernpfad (Abschnitte 1–3) und 15 weitere für die
+# Vertiefungen (Abschnitte 4–5: der gemessene maximale Speicherbedarf, die echten Größen), dazu
+# zwei Aufgaben; unter einer Minute Laufzeit.
 # **Grundlage.** Notebooks 00, 01 und 02.
 # **Sprache.** Abbildungen, Code, Code-Kommentare und Zellausgaben sind in beiden Sprachfassungen
 # englisch; der Text erklärt, was sie zeigen.

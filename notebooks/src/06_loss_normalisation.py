@@ -31,7 +31,9 @@
 # per-depth counts of MTP and across processes, and train with it.
 # **Prerequisites.** Notebooks 00 and 01 (`ignore_index`, the mean over valid targets); notebook 03
 # for section 4.
-# **Time.** About 45 minutes of reading and two exercises; under a minute to run.
+# **Time.** About 35 minutes of reading for the core path (sections 1–3) and 30 more for the deep
+# dives (sections 4–6: multi-token prediction, several processes, training runs with and without
+# the fix), plus two exercises; under a minute to run.
 # **Builds on.** Notebooks 00, 01 and 03.
 
 # %% [markdown] de
@@ -74,7 +76,9 @@
 # pro MTP-Tiefe und auf mehrere Prozesse anwenden und damit trainieren.
 # **Voraussetzungen.** Notebooks 00 und 01 (`ignore_index`, der Mittelwert über gültige Ziele);
 # Notebook 03 für Abschnitt 4.
-# **Zeit.** Etwa 45 Minuten zum Lesen und für zwei Aufgaben; unter einer Minute Laufzeit.
+# **Zeit.** Etwa 35 Minuten Lesezeit für den Kernpfad (Abschnitte 1–3) und 30 weitere für die
+# Vertiefungen (Abschnitte 4–6: Multi-Token-Prediction, mehrere Prozesse, Trainingsläufe mit und
+# ohne Korrektur), dazu zwei Aufgaben; unter einer Minute Laufzeit.
 # **Grundlage.** Notebooks 00, 01 und 03.
 # **Sprache.** Abbildungen, Code, Code-Kommentare und Zellausgaben sind in beiden Sprachfassungen
 # englisch; der Text erklärt, was sie zeigen.
@@ -87,12 +91,20 @@ import matplotlib.pyplot as plt
 import torch
 import torch.nn.functional as F
 
-from aptt_edu.data import make_inputs_and_labels, toy_data
+from aptt_edu.data import get_batch, make_inputs_and_labels, toy_data
 from aptt_edu.exercises import check
 from aptt_edu.loss.language_modeling import LanguageModelingLoss, MultiTokenPredictionLoss
 from aptt_edu.loss.metrics import PerplexityMetric
 from aptt_edu.model import GPT, GPTConfig
-from aptt_edu.training import TrainConfig, train
+from aptt_edu.training import (
+    TrainConfig,
+    build_model,
+    build_optimizer,
+    evaluate,
+    load_data,
+    lr_at,
+    train,
+)
 
 _ = torch.manual_seed(0)
 torch.set_num_threads(1)  # one thread: the same float results on any machine
@@ -770,6 +782,167 @@ plt.show()
 # gradient norms and the validation metrics on both ranks equal a one-process run on the same global
 # batch.
 #
+# ### And the mean of means?
+#
+# The library has no switch for the pitfall, so the loop below writes the step out by hand. It is
+# `train_step` without MTP and without DDP: count $N$, back-propagate each micro-batch's share,
+# clip, step. To give the pitfall something to act on, every row is cut after a random length
+# (2 to 15 targets, padding after that) and the 24 rows of a step are sorted by length before they
+# are split into $M = 3$ micro-batches, as a length-grouped sampler would do: the first micro-batch
+# holds the short documents, the last the long ones. Three recipes, each with three seeds, see the
+# same batches:
+#
+# * **full batch**: one forward and backward pass over all 24 rows, loss $S / N$;
+# * **the fix**: three micro-batches, each back-propagating $S_m / N$;
+# * **mean of means**: three micro-batches, each back-propagating $S_m / (M N_m)$.
+#
+# Each run logs the loss it back-propagates, summed over the micro-batches: the number a training
+# log would show. For the mean of means we also keep the true mean $S / N$ of the same batch.
+# %% [markdown] de
+# In der Abbildung (Titel „full batch vs three unequal micro-batches: the same run“: ganzer Batch
+# oder drei ungleiche Micro-Batches – derselbe Lauf) gehören die dicke, blasse Linie und die Kreise
+# zum Lauf mit dem ganzen Batch (`grad_accum = 1`), die gestrichelte Linie und die Kreuze zum Lauf
+# mit drei Micro-Batches (`grad_accum = 3`). Blau ist die Zielfunktion des Trainings, Haupt-Head
+# plus MTP (`training objective`), orange der Validierungsverlust des Haupt-Heads
+# (`validation loss`).
+#
+# Die beiden Kurven liegen übereinander. `tests/test_distributed.py` startet den Befehl oben mit
+# zwei Prozessen über die Loopback-Schnittstelle und prüft, dass die Verluste in `history.json`, die
+# Gradientennormen und die Validierungsmetriken auf beiden Ranks mit einem Lauf in einem einzigen
+# Prozess auf demselben globalen Batch übereinstimmen.
+#
+# ### Und der Mittelwert der Mittelwerte?
+#
+# Die Bibliothek hat keinen Schalter für die Falle, deshalb schreibt die Schleife unten den Schritt
+# von Hand aus. Sie ist `train_step` ohne MTP und ohne DDP: $N$ zählen, den Anteil jedes
+# Micro-Batches zurückpropagieren, die Gradientennorm begrenzen, einen Schritt machen. Damit die
+# Falle überhaupt etwas bewirken kann, wird jede Zeile nach einer zufälligen Länge abgeschnitten
+# (2 bis 15 Ziele, danach Padding), und die 24 Zeilen eines Schritts werden nach ihrer Länge
+# sortiert, bevor sie in $M = 3$ Micro-Batches geteilt werden – so wie es ein Sampler tut, der
+# Zeilen ähnlicher Länge gruppiert: Der erste Micro-Batch enthält die kurzen Dokumente, der letzte
+# die langen. Drei Rezepte mit je drei Seeds sehen dieselben Batches:
+#
+# * **ganzer Batch**: ein Vorwärts- und ein Rückwärtsdurchlauf über alle 24 Zeilen, Verlust $S / N$;
+# * **die Korrektur**: drei Micro-Batches, jeder propagiert $S_m / N$ zurück;
+# * **Mittelwert der Mittelwerte**: drei Micro-Batches, jeder propagiert $S_m / (M N_m)$ zurück.
+#
+# Jeder Lauf protokolliert den Verlust, den er zurückpropagiert, summiert über die Micro-Batches:
+# die Zahl, die ein Trainingsprotokoll anzeigen würde. Für den Mittelwert der Mittelwerte halten
+# wir außerdem den wahren Mittelwert $S / N$ desselben Batches fest.
+
+# %% tags=["nbval-ignore-output"]
+toy = TrainConfig(
+    seq_len=T, toy_vocab_size=V, n_train_rows=512, n_val_rows=64, d_model=32,
+    steps=200, warmup_steps=10, batch_size=24, lr=1e-2, progress=False,
+)  # fmt: skip
+data = load_data(toy)
+summed_ce = LanguageModelingLoss(data.vocab_size, reduction="sum")
+M = 3
+RECIPES = ("full batch", "fix", "mean of means")
+
+
+def padded_batch(rows: torch.Generator, lengths: torch.Generator) -> tuple[torch.Tensor, ...]:
+    """24 toy rows, each cut after 2 to 15 targets, sorted by length (shortest first)."""
+    x, y = get_batch(data, toy.batch_size, rows)  # (B, T), (B, T)
+    last = torch.randint(2, T, (len(y), 1), generator=lengths)  # last target kept per row
+    y = y.masked_fill(torch.arange(T) > last, -100)  # padding after the end of the document
+    order = last[:, 0].argsort()  # length-grouped: micro-batch 1 gets the short rows
+    return x[order], y[order]
+
+
+def run(recipe: str, seed: int) -> tuple[list[float], list[float], float]:
+    """Trains one model; returns (logged loss, true batch mean S / N) per step and the val loss."""
+    torch.manual_seed(seed)
+    model = build_model(toy, data.vocab_size)
+    optimizer = build_optimizer(model, toy)
+    rows = torch.Generator().manual_seed(100 + seed)  # the same batches for every recipe
+    lengths = torch.Generator().manual_seed(200 + seed)
+    logged, true_mean = [], []
+    for step in range(1, toy.steps + 1):
+        for group in optimizer.param_groups:
+            group["lr"] = lr_at(step, toy)
+        x, y = padded_batch(rows, lengths)
+        N = int((y != -100).sum())  # known before any forward pass
+        parts = list(zip(x.tensor_split(M), y.tensor_split(M), strict=True))  # M x (B/M, T)
+        if recipe == "full batch":
+            parts = [(x, y)]
+        optimizer.zero_grad()
+        log = S = 0.0
+        for x_m, y_m in parts:
+            S_m = summed_ce(model(x_m)[0], y_m)  # summed loss of the micro-batch
+            N_m = int((y_m != -100).sum())
+            loss = S_m / (M * N_m) if recipe == "mean of means" else S_m / N
+            loss.backward()  # gradients add up over the micro-batches
+            log, S = log + loss.item(), S + S_m.item()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), toy.grad_clip)
+        optimizer.step()
+        logged.append(log)
+        true_mean.append(S / N)
+    return logged, true_mean, evaluate(model, data)["val_loss"]
+
+
+SEEDS = (0, 1, 2)
+results = {(recipe, seed): run(recipe, seed) for seed in SEEDS for recipe in RECIPES}
+last = slice(-50, None)  # the last 50 of 200 steps
+for seed in SEEDS:
+    full, fix, bug = (results[recipe, seed] for recipe in RECIPES)
+    fix_gap = max(abs(a - b) for a, b in zip(fix[0], full[0], strict=True))
+    bug_gap = max(abs(a - b) for a, b in zip(bug[0], full[0], strict=True))
+    misreport = (sum(bug[0][last]) - sum(bug[1][last])) / 50
+    print(f"seed {seed}: val loss  full batch {full[2]:.3f}  fix {fix[2]:.3f}  mean of means {bug[2]:.3f} | "
+          f"mean of means logs {misreport:+.3f} nats vs its true batch mean (last 50 steps)")
+    assert fix_gap < 1e-5, fix_gap  # the fix is the full-batch run, up to rounding
+    assert bug_gap > 1e-3, bug_gap  # the mean of means is a different run
+print(f"entropy rate H = {data.entropy_rate:.3f} nats/token")
+
+# %%
+def smooth(values: list[float], k: int = 10) -> torch.Tensor:
+    """Moving average over k steps: the batch-to-batch noise hides a 0.03-nat offset."""
+    return torch.tensor(values).unfold(0, k, 1).mean(dim=1)
+
+
+steps = torch.arange(10, toy.steps + 1)  # the last step of each 10-step window
+fig, (ax_l, ax_d) = plt.subplots(1, 2, figsize=(11, 3.8))
+for recipe, style in zip(RECIPES, (dict(color="C0", lw=4, alpha=0.4), dict(color="C0", ls="--", lw=1.5),
+                                   dict(color="C3", lw=1.5)), strict=True):
+    ax_l.plot(steps, smooth(results[recipe, 0][0]), label=f"{recipe}: logged loss", **style)
+ax_l.plot(steps, smooth(results["mean of means", 0][1]), color="C3", ls=":", lw=1.5,
+          label="mean of means: true batch mean S / N")
+ax_l.set_title("seed 0: training loss (10-step mean)")
+ax_l.set_xlabel("step")
+ax_l.set_ylabel("loss (nats/token)")
+ax_l.legend(fontsize=8)
+for seed in SEEDS:
+    full, fix, bug = (results[recipe, seed] for recipe in RECIPES)
+    label = seed == 0
+    ax_d.plot(steps, smooth(fix[0]) - smooth(full[0]), color="C0", lw=1.5,
+              label="fix, logged minus full batch" if label else None)
+    ax_d.plot(steps, smooth(bug[1]) - smooth(full[0]), color="C3", lw=1.5,
+              label="mean of means, true batch mean minus full batch" if label else None)
+    ax_d.plot(steps, smooth(bug[0]) - smooth(bug[1]), color="C3", ls=":", lw=1.5,
+              label="mean of means, logged minus its true batch mean" if label else None)
+ax_d.axhline(0.0, color="k", lw=0.8)
+ax_d.set_title("differences, three seeds (10-step mean)")
+ax_d.set_xlabel("step")
+ax_d.set_ylabel("difference (nats/token)")
+ax_d.legend(fontsize=8)
+fig.tight_layout()
+plt.show()
+
+# %% [markdown] en
+# The fix is the full-batch run again: the blue difference stays at zero (the `assert` allows
+# 1e-5). The mean of means is a different run, and it does two things at once. The tokens of the
+# micro-batch with the short rows weigh more than their share, those of the long rows less, so it
+# optimises a different objective: in all three seeds its true batch mean ran above the full-batch
+# run's for most of the 200 steps, and its validation loss ended higher (by 0.004 to 0.058 nats,
+# printed above). And what it logs is not the batch mean: over the last 50 steps its log read 0.021
+# to 0.037 nats *below* its own true batch mean, so its logged curve (solid red, left) stays close
+# to the full-batch one and hides part of the damage. Which way the log errs depends on the data:
+# the report that made this pitfall widely known (Unsloth 2024, in the references) saw a *higher*
+# logged loss with gradient accumulation. These are three seeded runs of a toy model that is still
+# far above the floor $H$ after 200 steps; they show the direction of the effect, not its size in a
+# real model.
+#
 # ## Summary
 #
 # * A split batch must be normalised by the count of the **whole** batch: micro-batch (or rank)
@@ -786,18 +959,28 @@ plt.show()
 # * DDP averages gradients over $W$ ranks, so each rank's loss is $W \cdot S_r / N$. Metrics keep
 #   sums and all-reduce them, never per-rank means.
 # * `aptt_edu.training` with `grad_accum` and under `torchrun` reproduces the full-batch run.
+# * Here, with rows grouped by length, the mean of means trained the worse model in all three seeds
+#   while its log read below its own true batch mean: the number you watch can hide the damage.
 # %% [markdown] de
-# In der Abbildung (Titel „full batch vs three unequal micro-batches: the same run“: ganzer Batch
-# oder drei ungleiche Micro-Batches – derselbe Lauf) gehören die dicke, blasse Linie und die Kreise
-# zum Lauf mit dem ganzen Batch (`grad_accum = 1`), die gestrichelte Linie und die Kreuze zum Lauf
-# mit drei Micro-Batches (`grad_accum = 3`). Blau ist die Zielfunktion des Trainings, Haupt-Head
-# plus MTP (`training objective`), orange der Validierungsverlust des Haupt-Heads
-# (`validation loss`).
+# In der Abbildung (links der Trainingsverlust für Seed 0, gemittelt über je 10 Schritte, rechts
+# Differenzen für drei Seeds) steht `full batch` für den ganzen Batch, `fix` für die Korrektur und
+# `mean of means` für den Mittelwert der Mittelwerte; `logged loss` ist der protokollierte Verlust,
+# `true batch mean` der wahre Mittelwert $S / N$ des Batches.
 #
-# Die beiden Kurven liegen übereinander. `tests/test_distributed.py` startet den Befehl oben mit
-# zwei Prozessen über die Loopback-Schnittstelle und prüft, dass die Verluste in `history.json`, die
-# Gradientennormen und die Validierungsmetriken auf beiden Ranks mit einem Lauf in einem einzigen
-# Prozess auf demselben globalen Batch übereinstimmen.
+# Die Korrektur ist wieder der Lauf mit dem ganzen Batch: Die blaue Differenz bleibt bei null (das
+# `assert` lässt 1e-5 zu). Der Mittelwert der Mittelwerte ist ein anderer Lauf, und er bewirkt
+# zweierlei. Die Tokens des Micro-Batches mit den kurzen Zeilen wiegen mehr, als ihnen zusteht,
+# die der langen Zeilen weniger; er optimiert also eine andere Zielfunktion: In allen drei Seeds
+# lag sein wahrer Batch-Mittelwert die meiste Zeit über dem des ganzen Batches, und sein
+# Validierungsverlust war am Ende höher (um 0,004 bis 0,058 Nats, siehe die Ausgabe oben). Und was
+# er protokolliert, ist nicht der Mittelwert des Batches: In den letzten 50 Schritten lag sein
+# Protokoll 0,021 bis 0,037 Nats *unter* seinem eigenen wahren Batch-Mittelwert, sodass seine
+# protokollierte Kurve (rot durchgezogen, links) nahe an der des ganzen Batches bleibt und einen
+# Teil des Schadens verdeckt. In welche Richtung das Protokoll danebenliegt, hängt von den Daten ab:
+# Der Bericht, durch den diese Falle weithin bekannt wurde (Unsloth 2024, siehe Quellen), sah mit
+# Gradientenakkumulation einen *höheren* protokollierten Verlust. Es sind drei Läufe mit festen
+# Seeds auf einem Spielzeugmodell, das nach 200 Schritten noch weit über der Untergrenze $H$ liegt;
+# sie zeigen die Richtung des Effekts, nicht seine Größe in einem echten Modell.
 #
 # ## Zusammenfassung
 #
@@ -817,6 +1000,9 @@ plt.show()
 #   Metriken speichern Summen, nie Mittelwerte pro Rank, und summieren sie per All-Reduce.
 # * `aptt_edu.training` mit `grad_accum` und unter `torchrun` reproduziert den Lauf mit dem ganzen
 #   Batch.
+# * Hier, mit nach Länge gruppierten Zeilen, trainierte der Mittelwert der Mittelwerte in allen drei
+#   Seeds das schlechtere Modell, während sein Protokoll unter seinem eigenen wahren
+#   Batch-Mittelwert lag: Die Zahl, auf die man schaut, kann den Schaden verbergen.
 
 # %% [markdown] en
 # ## Check your understanding
