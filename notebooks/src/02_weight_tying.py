@@ -63,8 +63,8 @@
 # Modellen spart, und die beiden Gradienten in den einen Tensor verfolgen.
 # **Voraussetzungen.** Notebooks 00 und 01 (der Gradient $p - \mathrm{onehot}(y)$, der Verlust).
 # **Zeit.** Etwa 30 Minuten Lesezeit für den Kernpfad (Abschnitte 1 und 4) und 25 weitere für die
-# Vertiefungen (Abschnitte 2, 3 und 5: die Ersparnis, wer Gewichte bindet, der Trainingslauf), dazu
-# zwei Aufgaben; unter einer Minute Laufzeit.
+# Vertiefungen (Abschnitte 2, 3 und 5: die Ersparnis, wer Gewichtsbindung nutzt, der
+# Trainingslauf), dazu zwei Aufgaben; unter einer Minute Laufzeit.
 # **Grundlage.** Notebooks 00 und 01.
 # **Sprache.** Abbildungen, Code, Code-Kommentare und Zellausgaben sind in beiden Sprachfassungen
 # englisch; der Text erklärt, was sie zeigen.

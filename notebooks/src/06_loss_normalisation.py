@@ -814,13 +814,13 @@ plt.show()
 # ### Und der Mittelwert der Mittelwerte?
 #
 # Die Bibliothek hat keinen Schalter für die Falle, deshalb schreibt die Schleife unten den Schritt
-# von Hand aus. Sie ist `train_step` ohne MTP und ohne DDP: $N$ zählen, den Anteil jedes
+# von Hand aus. Sie entspricht `train_step` ohne MTP und ohne DDP: $N$ zählen, den Anteil jedes
 # Micro-Batches zurückpropagieren, die Gradientennorm begrenzen, einen Schritt machen. Damit die
 # Falle überhaupt etwas bewirken kann, wird jede Zeile nach einer zufälligen Länge abgeschnitten
 # (2 bis 15 Ziele, danach Padding), und die 24 Zeilen eines Schritts werden nach ihrer Länge
 # sortiert, bevor sie in $M = 3$ Micro-Batches geteilt werden – so wie es ein Sampler tut, der
 # Zeilen ähnlicher Länge gruppiert: Der erste Micro-Batch enthält die kurzen Dokumente, der letzte
-# die langen. Drei Rezepte mit je drei Seeds sehen dieselben Batches:
+# die langen. Drei Rezepte mit je drei Seeds erhalten dieselben Batches:
 #
 # * **ganzer Batch**: ein Vorwärts- und ein Rückwärtsdurchlauf über alle 24 Zeilen, Verlust $S / N$;
 # * **die Korrektur**: drei Micro-Batches, jeder propagiert $S_m / N$ zurück;
@@ -970,17 +970,18 @@ plt.show()
 # Die Korrektur ist wieder der Lauf mit dem ganzen Batch: Die blaue Differenz bleibt bei null (das
 # `assert` lässt 1e-5 zu). Der Mittelwert der Mittelwerte ist ein anderer Lauf, und er bewirkt
 # zweierlei. Die Tokens des Micro-Batches mit den kurzen Zeilen wiegen mehr, als ihnen zusteht,
-# die der langen Zeilen weniger; er optimiert also eine andere Zielfunktion: In allen drei Seeds
-# lag sein wahrer Batch-Mittelwert die meiste Zeit über dem des ganzen Batches, und sein
-# Validierungsverlust war am Ende höher (um 0,004 bis 0,058 Nats, siehe die Ausgabe oben). Und was
-# er protokolliert, ist nicht der Mittelwert des Batches: In den letzten 50 Schritten lag sein
-# Protokoll 0,021 bis 0,037 Nats *unter* seinem eigenen wahren Batch-Mittelwert, sodass seine
-# protokollierte Kurve (rot durchgezogen, links) nahe an der des ganzen Batches bleibt und einen
-# Teil des Schadens verdeckt. In welche Richtung das Protokoll danebenliegt, hängt von den Daten ab:
-# Der Bericht, durch den diese Falle weithin bekannt wurde (Unsloth 2024, siehe Quellen), sah mit
-# Gradientenakkumulation einen *höheren* protokollierten Verlust. Es sind drei Läufe mit festen
-# Seeds auf einem Spielzeugmodell, das nach 200 Schritten noch weit über der Untergrenze $H$ liegt;
-# sie zeigen die Richtung des Effekts, nicht seine Größe in einem echten Modell.
+# die der langen Zeilen weniger; er optimiert also eine andere Zielfunktion: Bei allen drei Seeds
+# lag sein wahrer Batch-Mittelwert in den meisten der 200 Schritte über dem des Laufs mit dem ganzen
+# Batch, und sein Validierungsverlust war am Ende höher (um 0,004 bis 0,058 nat, siehe die Ausgabe
+# oben). Und was er protokolliert, ist nicht der Mittelwert des Batches: Im Mittel über die letzten
+# 50 Schritte lag sein protokollierter Verlust 0,021 bis 0,037 nat *unter* seinem eigenen wahren
+# Batch-Mittelwert, sodass seine protokollierte Kurve (rot durchgezogen, links) nahe an der des Laufs
+# mit dem ganzen Batch bleibt und einen Teil des Schadens verdeckt. In welche Richtung der
+# protokollierte Verlust abweicht, hängt von den Daten ab: Der Bericht, durch den diese Falle
+# weithin bekannt wurde (Unsloth 2024, siehe Quellen), beobachtete mit Gradientenakkumulation einen
+# *höheren* protokollierten Verlust. Es handelt sich um drei Läufe mit festen Seeds und einem
+# Spielzeugmodell, das nach 200 Schritten noch weit über der Untergrenze $H$ liegt; sie zeigen die
+# Richtung des Effekts, nicht seine Größe in einem echten Modell.
 #
 # ## Zusammenfassung
 #
@@ -1000,9 +1001,10 @@ plt.show()
 #   Metriken speichern Summen, nie Mittelwerte pro Rank, und summieren sie per All-Reduce.
 # * `aptt_edu.training` mit `grad_accum` und unter `torchrun` reproduziert den Lauf mit dem ganzen
 #   Batch.
-# * Hier, mit nach Länge gruppierten Zeilen, trainierte der Mittelwert der Mittelwerte in allen drei
-#   Seeds das schlechtere Modell, während sein Protokoll unter seinem eigenen wahren
-#   Batch-Mittelwert lag: Die Zahl, auf die man schaut, kann den Schaden verbergen.
+# * In unserem Versuch mit nach Länge gruppierten Zeilen ergab der Mittelwert der Mittelwerte bei
+#   allen drei Seeds das schlechtere Modell, während sein protokollierter Verlust unter seinem
+#   eigenen wahren Batch-Mittelwert lag: Gerade die Zahl, die man beobachtet, kann den Schaden
+#   verbergen.
 
 # %% [markdown] en
 # ## Check your understanding
