@@ -590,6 +590,17 @@ def test_no_broken_internal_links(site: Site) -> None:
     assert not broken, f"{len(broken)} broken internal links:\n" + "\n".join(broken[:30])
 
 
+def test_header_names_the_repository(site: Site) -> None:
+    html = (site.root / "index.html").read_text(encoding="utf-8")
+    names = re.findall(r'class="md-source__repository">\s*([^<]*?)\s*<', html)
+    # the header and the phone's navigation drawer each draw the link
+    assert names and not {"", "None"} & set(names), f"repository link reads {names}"
+    if site.repo_url is None:  # a prebuilt site: pyproject's Source URL, whatever it is
+        return
+    owner_and_name = "/".join(urlsplit(site.repo_url).path.strip("/").split("/")[:2])
+    assert set(names) == {owner_and_name}, f"repository link reads {names}, not {owner_and_name}"
+
+
 def test_moved_pages_redirect_to_pages_that_exist(site: Site) -> None:
     import importlib.util
 

@@ -28,6 +28,7 @@ import os
 import re
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from mkdocs.config.defaults import MkDocsConfig
 from mkdocs.plugins import event_priority
@@ -95,6 +96,11 @@ def on_config(config: MkDocsConfig) -> MkDocsConfig:
     # the same setting the notebooks' Colab/Binder links and install cell are built from.
     if not config.repo_url:
         config.repo_url = _pyproject_source_url()
+    # The header names the repository "owner/name". MkDocs derives repo_name ("GitHub") only from a
+    # repo_url that mkdocs.yml itself sets; for the one set just above it stays None, which the
+    # header printed as the word "None".
+    if config.repo_url:
+        config.repo_name = "/".join(urlsplit(config.repo_url).path.strip("/").split("/")[:2])
     # Edit links: docs/<lang>/... on the default branch (MkDocs would guess "master").
     if config.repo_url:
         branch = os.environ.get("SITE_REPO_BRANCH", "main")

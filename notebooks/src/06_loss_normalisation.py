@@ -21,7 +21,8 @@
 # 4. see why multi-token prediction needs one count per depth;
 # 5. carry the fix over to several processes, where `DistributedDataParallel` averages gradients,
 #    and to the metrics;
-# 6. train with the library: with and without gradient accumulation, the losses agree.
+# 6. train with the library: with and without gradient accumulation, the losses agree; and train
+#    with the mean of means, to see what it does to a run and to its log.
 #
 # Everything runs on a CPU in well under a minute. Every number in the text is printed by a cell or
 # checked by an `assert`.
@@ -65,7 +66,8 @@
 # 5. übertragen wir die Korrektur auf mehrere Prozesse, über die `DistributedDataParallel` die
 #    Gradienten mittelt, und auf die Metriken;
 # 6. trainieren wir mit der Bibliothek: Mit und ohne Gradientenakkumulation stimmen die Verluste
-#    überein.
+#    überein; und wir trainieren mit dem Mittelwert der Mittelwerte, um zu sehen, was er mit einem
+#    Lauf und mit dessen Protokoll macht.
 #
 # Alles läuft auf der CPU in deutlich unter einer Minute. Jede Zahl im Text wird von einer Zelle
 # ausgegeben oder durch ein `assert` geprüft.
