@@ -83,6 +83,30 @@ def test_committed_with_outputs(name: str) -> None:
         )
 
 
+CAPTION = {"en": "*Figure:*", "de": "*Abbildung:*"}
+
+
+@pytest.mark.parametrize("lang", ["en", "de"])
+@pytest.mark.parametrize("name", PAIRS)
+def test_every_figure_has_a_caption(name: str, lang: str) -> None:
+    """A plot is followed by a caption cell in the notebook's language.
+
+    The caption says what the figure shows (and, in German, what its English labels mean); the
+    docs site turns it into the image's alt text (docs/hooks/notebooks.py).
+    """
+    cells = json.loads((NOTEBOOKS / lang / name).read_text(encoding="utf-8"))["cells"]
+    missing = []
+    for i, cell in enumerate(cells):
+        outputs = cell.get("outputs", []) if cell["cell_type"] == "code" else []
+        if not any(k.startswith("image/") for out in outputs for k in out.get("data", {})):
+            continue
+        after = cells[i + 1] if i + 1 < len(cells) else None
+        text = "".join(after["source"]).lstrip() if after and after["cell_type"] == "markdown" else ""
+        if not text.startswith(CAPTION[lang]):
+            missing.append(f"cell {i}: {''.join(cell['source']).splitlines()[-1][:60]!r}")
+    assert not missing, f"{lang}/{name}: figures without a {CAPTION[lang]} cell after them: {missing}"
+
+
 @pytest.mark.parametrize("name", PAIRS)
 def test_language_cell_sets_the_notebooks_language(name: str) -> None:
     for folder, lang in ((EN, "en"), (DE, "de")):

@@ -344,22 +344,21 @@ gap = run.val_loss[-1] - data.entropy_rate
 print(f"start {run.val_loss[0]:.3f}, end {run.val_loss[-1]:.3f}, H = {data.entropy_rate:.3f}: "
       f"{gap:.3f} nats above the floor after {run.step[-1]} steps")
 
+# %% [markdown] en
+# *Figure:* the validation loss (thick) and the training loss (faint) of one seeded run, with the
+# entropy rate $H$ dashed. The curve falls steeply towards $H$ and flattens a little above it: the
+# model is close to the true table, not on it. Notebooks 01–04 compare variants of the output side
+# with exactly this plot and this floor.
+# %% [markdown] de
+# *Abbildung:* der Validierungsverlust (kräftig) und der Trainingsverlust (blass) eines Laufs mit
+# festem Seed, gestrichelt die Entropierate $H$. Die Kurve fällt steil in Richtung $H$ und flacht
+# knapp darüber ab: Das Modell liegt nahe an der wahren Tabelle, nicht auf ihr. Die Notebooks 01–04
+# vergleichen Varianten der Ausgabeseite mit genau diesem Diagramm und dieser Untergrenze.
+
 # %%
 # invariants of this run (the printed numbers above depend on the CPU's float kernels)
 assert run.val_loss[-1] < 0.5 * (run.val_loss[0] + data.entropy_rate)  # more than half the way down
 assert run.val_loss[-1] > data.val_floor - 0.05  # never meaningfully below the true source
-
-# %% [markdown] en
-# *Figure:* the validation loss (thick) and the training loss (faint) of one seeded run, with the
-# entropy rate $H$ dashed. The curve falls steeply towards $H$ and flattens a little above it: the
-# model is close to the true table, not on it. Notebooks 01–04 compare variants of
-# the output side with exactly this plot and this floor.
-# %% [markdown] de
-# *Abbildung:* der Validierungsverlust (kräftig) und der Trainingsverlust (blass) eines Laufs mit
-# festem Seed, gestrichelt die Entropierate $H$. Die Kurve fällt steil in Richtung $H$ und flacht
-# knapp darüber ab: Das Modell liegt nahe an der wahren Tabelle, nicht auf ihr. Die
-# Notebooks 01–04 vergleichen Varianten der Ausgabeseite mit genau diesem Diagramm und dieser
-# Untergrenze.
 
 # %% [markdown] en
 # ## Summary

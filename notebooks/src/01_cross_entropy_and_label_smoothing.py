@@ -410,6 +410,16 @@ ax.grid(alpha=0.3)
 plt.show()
 
 # %% [markdown] en
+# *Figure:* the loss of one position against its logit margin $m$, for $\varepsilon = 0$, 0.05, 0.1
+# and 0.2. The curve without smoothing falls towards 0 as $m$ grows; every smoothed curve has its
+# minimum at $m^*$ (the dot) and rises beyond it.
+# %% [markdown] de
+# *Abbildung:* der Verlust einer Position in Abhängigkeit von ihrem Logit-Abstand $m$
+# (`logit margin`), für $\varepsilon = 0$; 0,05; 0,1 und 0,2. Die Kurve ohne Label Smoothing fällt
+# mit wachsendem $m$ gegen null; jede geglättete Kurve hat ihr Minimum bei $m^*$ (als Punkt
+# markiert) und steigt danach wieder an.
+
+# %% [markdown] en
 # **Try it.** How do $m^*$ and the floor $H(q)$ move with $\varepsilon$ and with the vocabulary size
 # $V$? In a live notebook (Jupyter, Colab) the sliders below redraw the figure; on the docs site and under
 # the notebook tests it is drawn once, with the defaults (`aptt_edu.widgets.explore`).
@@ -444,6 +454,18 @@ def draw_margin(eps: float, V: int) -> None:
 
 
 explore(draw_margin, eps=(0.0, 0.5, 0.01, 0.1), V=(2, 256, 1, 16))
+
+# %% [markdown] en
+# *Figure:* the loss against the margin for the $\varepsilon$ and $V$ of the sliders (drawn with
+# $\varepsilon = 0.1$ and $V = 16$ where nothing runs live), dotted without smoothing. The dashed
+# line is the floor $H(q)$, the lowest loss the smoothed target allows, reached at $m^*$ (the dot);
+# the title gives both.
+# %% [markdown] de
+# *Abbildung:* der Verlust über dem Logit-Abstand für die mit den Schiebereglern eingestellten Werte
+# von $\varepsilon$ und $V$ (auf der Website und in den Notebook-Tests mit den Voreinstellungen
+# $\varepsilon = 0{,}1$ und $V = 16$ gezeichnet), gepunktet ohne Label Smoothing. Die gestrichelte
+# Linie ist die Untergrenze $H(q)$, der kleinste Verlust, den das geglättete Ziel zulässt, erreicht
+# bei $m^*$ (als Punkt markiert); der Titel nennt beide Werte.
 
 # %% [markdown] en
 # ### Exercise: label smoothing
@@ -528,6 +550,15 @@ ax.set_title("Validation loss (thick) and training loss (faint)")
 plt.show()
 
 # %% [markdown] en
+# *Figure:* validation loss (thick) and training loss (faint) of the runs with $\varepsilon = 0$ and
+# $\varepsilon = 0.1$, from $\log V$ down, with the entropy rate $H$ dashed and the smoothed run's
+# own floor $H_\varepsilon$ dotted.
+# %% [markdown] de
+# *Abbildung:* Validierungsverlust (kräftig) und Trainingsverlust (blass) der Läufe mit
+# $\varepsilon = 0$ und $\varepsilon = 0{,}1$, von $\log V$ abwärts; gestrichelt die Entropierate
+# $H$, gepunktet die eigene Untergrenze $H_\varepsilon$ des geglätteten Laufs.
+
+# %% [markdown] en
 # The faint training curve of the smoothed run sits higher: it includes the smoothing term, which
 # cannot go to zero (section 4). What matters is the validation loss, and for the smoothed run it
 # has a floor of its own. The best model under the smoothed loss predicts
@@ -604,6 +635,18 @@ ece = {name: reliability(h)[3] for name, h in runs.items()}
 # ... whether that makes calibration better or worse is a finding of this one run, not a law:
 verdict = "worse" if ece["ε = 0.1"] > ece["ε = 0.0"] else "better"
 print(f"this run: label smoothing made calibration {verdict} (ECE {ece['ε = 0.0']:.3f} -> {ece['ε = 0.1']:.3f})")
+
+# %% [markdown] en
+# *Figure:* the reliability diagram of both runs on the validation set: for each bin of top-1
+# confidence with at least 50 tokens, the accuracy against the mean confidence. Points on the dashed
+# diagonal are perfectly calibrated, points above it underconfident; the legend gives each run's
+# expected calibration error (ECE).
+# %% [markdown] de
+# *Abbildung:* das Kalibrierungsdiagramm (`Reliability diagram`) beider Läufe auf den
+# Validierungsdaten: für jede Konfidenzklasse (nach der höchsten Wahrscheinlichkeit) mit mindestens
+# 50 Tokens die Genauigkeit (`accuracy`) gegen die mittlere Konfidenz (`confidence`). Punkte auf der
+# gestrichelten Diagonale sind perfekt kalibriert, Punkte darüber unterkonfident; die Legende nennt
+# den erwarteten Kalibrierungsfehler (ECE) jedes Laufs.
 
 # %% [markdown] en
 # Read the diagram against the popular claim. Smoothing did lower the confidence, but the smoothed

@@ -391,6 +391,16 @@ plt.tight_layout()
 plt.show()
 
 # %% [markdown] en
+# *Figure:* the share of parameters that tying saves, $Vd / N(L)$ for $V$ = 50k and $d$ = 2048,
+# against the number of Transformer blocks $L$. It falls as the model gets deeper and crosses the
+# design note's 4 % (dashed) at the $L$ marked by the dotted line.
+# %% [markdown] de
+# *Abbildung:* der Anteil der Parameter, den die Gewichtsbindung spart, $Vd / N(L)$ für $V$ = 50k
+# und $d$ = 2048, über der Zahl der Transformer-Blöcke $L$. Er sinkt, je tiefer das Modell wird, und
+# schneidet die gestrichelte 4-%-Linie der Entwurfsnotiz (`design note: 4 %`) bei dem $L$, das die
+# gepunktete Linie markiert.
+
+# %% [markdown] en
 # So claim 1 is right for one model size: an untied model of about 2.56 B parameters — at width 2048
 # about 47 of these blocks. For a shallower model of the same width the saving is much larger (12.7 %
 # at 12 blocks), for a deeper or wider one smaller. "4 %" is not a property of tying, it is
@@ -800,6 +810,15 @@ plot_loss_curves(runs, floor=H, ax=ax_zoom, ylim=(H - 0.05, H + 0.45), show_trai
 ax_zoom.set_title("validation loss, zoomed onto the floor")
 fig.tight_layout()
 plt.show()
+
+# %% [markdown] en
+# *Figure:* left, validation loss (thick) and training loss (faint) of the tied and the untied
+# model, with the floor $H$ dashed; right, the validation loss alone, zoomed onto the band from
+# $H - 0.05$ to $H + 0.45$.
+# %% [markdown] de
+# *Abbildung:* links Validierungsverlust (kräftig) und Trainingsverlust (blass) des gebundenen
+# (`tied`) und des ungebundenen Modells (`untied`), gestrichelt die Untergrenze $H$; rechts nur der
+# Validierungsverlust, vergrößert auf den Bereich von $H - 0{,}05$ bis $H + 0{,}45$.
 
 # %% tags=["nbval-ignore-output"]
 gap = [u - t for u, t in zip(runs["untied"].val_loss, runs["tied"].val_loss, strict=True)]

@@ -369,21 +369,29 @@ draw_deepseek_mtp(depth=2)
 plt.show()
 
 # %% [markdown] en
+# *Figure:* DeepSeek-V3's multi-token prediction (§2.2, Eq. 21–23), drawn for $D = 2$. Left, the
+# main model: tokens, embedding, $L$ Transformer blocks, $h^0_i$, output head, the prediction of
+# $t_{i+1}$. Right, the MTP modules $k = 1, 2$: each normalises the embedding of the true token
+# $t_{i+k}$ and the previous stage's hidden state $h^{k-1}_i$ with RMSNorm, concatenates the two,
+# projects with $M_k$, passes the result through a block $\mathrm{TRM}_k$ and predicts $t_{i+k+1}$
+# through the output head. Dashed orange: the same weight matrix, shared with the main model.
+# %% [markdown] de
+# *Abbildung:* die Multi-Token-Prediction von DeepSeek-V3 (§2.2, Gl. 21–23), gezeichnet für $D = 2$.
+# Links das Hauptmodell (`main model`: Tokens, Embedding, $L$ Transformer-Blöcke, $h^0_i$,
+# Ausgabeschicht, Vorhersage von $t_{i+1}$), rechts die MTP-Module $k = 1, 2$ (`MTP module k`).
+# Jedes Modul normiert das Embedding des wahren Tokens $t_{i+k}$ (`true token`) und den Hidden State
+# $h^{k-1}_i$ der vorigen Stufe mit RMSNorm, verkettet beide, projiziert mit $M_k$, schickt das
+# Ergebnis durch einen Block $\mathrm{TRM}_k$ und sagt über die Ausgabeschicht $t_{i+k+1}$ vorher
+# (`predicts`). Orange gestrichelt (`dashed orange`): dieselbe Gewichtsmatrix, mit dem Hauptmodell
+# geteilt (`shared`).
+
+# %% [markdown] en
 # ### The chain by hand
 #
 # We build `DeepSeekMTP` with $D = 2$, hand it a stand-in $h^0$, the token ids, and the main
 # model's embedding and head, then redo Eq. 21–23 step by step: RMSNorm written out, the
 # concatenation, the product with $M_k$, the block, and the shared head.
-
 # %% [markdown] de
-# *Abbildung:* die Multi-Token-Prediction von DeepSeek-V3 (§2.2, Gl. 21–23), gezeichnet für $D = 2$.
-# Links das Hauptmodell (`main model`: Tokens, Embedding, $L$ Transformer-Blöcke, $h^0_i$, Ausgabeschicht,
-# Vorhersage von $t_{i+1}$), rechts die MTP-Module $k = 1, 2$ (`MTP module k`). Jedes Modul normiert
-# das Embedding des wahren Tokens $t_{i+k}$ (`true token`) und den Hidden State $h^{k-1}_i$ der
-# vorigen Stufe mit RMSNorm, verkettet beide, projiziert mit $M_k$, schickt das Ergebnis durch einen Block
-# $\mathrm{TRM}_k$ und sagt über die Ausgabeschicht $t_{i+k+1}$ vorher (`predicts`). Orange
-# gestrichelt (`dashed orange`): dieselbe Gewichtsmatrix, mit dem Hauptmodell geteilt (`shared`).
-#
 # ### Die Kette von Hand
 #
 # Wir bauen `DeepSeekMTP` mit $D = 2$, geben ein Ersatz-$h^0$, die Token-IDs sowie Embedding und

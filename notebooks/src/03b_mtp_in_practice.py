@@ -145,9 +145,9 @@ fig.tight_layout()
 plt.show()
 
 # %% [markdown] en
-# *Figure:* top left, the main head over the whole run; top right, a zoom onto its validation loss in
-# the last 30 % of the steps, where the three runs differ by hundredths of a nat; bottom, the depth-1
-# MTP losses against their floors $H_2$ and $H$ (10-step means of the training loss).
+# *Figure:* top left, the main head over the whole run; top right, a zoom onto its validation loss
+# in the last 30 % of the steps, where the three runs differ by hundredths of a nat; bottom, the
+# depth-1 MTP losses against their floors $H_2$ and $H$ (10-step means of the training loss).
 # %% [markdown] de
 # *Abbildung:* oben links der Haupt-Head über den ganzen Lauf; oben rechts ein vergrößerter
 # Ausschnitt seines Validierungsverlusts in den letzten 30 % der Schritte, in denen sich die drei

@@ -301,14 +301,20 @@ for name in ("mtp", "deepseek_mtp"):  # what this one seeded run shows, reported
     print(f"this run: {name} changes the final validation loss by {change:+.3f} nats")
 
 # %% [markdown] en
+# *Figure:* left, validation loss (thick) and training loss (faint) of the five variants, all
+# trained on the same data, with the floor $H$ dashed; right, their validation loss near $H$, in the
+# same colours.
+# %% [markdown] de
+# *Abbildung:* links („Whole run“) der ganze Lauf der fünf Varianten, alle auf denselben Daten
+# trainiert: blass und dünn der Trainingsverlust des Haupt-Heads, kräftig und mit Punkten der
+# Validierungsverlust (in der Legende `… (val)`), gestrichelt die Untergrenze $H$ („entropy rate
+# H“); rechts („Validation loss near the floor H“) nur die Validierungsverluste, in einem
+# vergrößerten Ausschnitt rund um $H$, in denselben Farben.
+
+# %% [markdown] en
 # The timing columns of the summary depend on the machine, so this cell's output is not compared by
 # the notebook tests; everything above is.
 # %% [markdown] de
-# Links („Whole run“) zeigt die Abbildung den ganzen Lauf: blass und dünn den Trainingsverlust des
-# Haupt-Heads, kräftig und mit Punkten den Validierungsverlust (in der Legende `… (val)`). Rechts
-# („Validation loss near the floor H“) stehen nur die Validierungsverluste, in einem vergrößerten Ausschnitt rund um die
-# Untergrenze $H$; die gestrichelte Linie ist $H$ („entropy rate H“).
-#
 # Die Zeitspalten der Zusammenfassung hängen von der Maschine ab; die Ausgabe der folgenden Zelle
 # wird von den Notebook-Tests deshalb nicht verglichen, alles darüber schon.
 

@@ -640,6 +640,16 @@ explore(draw_memory, tokens=(1024, 131072, 1024, 32768), V=(1000, 256000, 1000, 
         d=(256, 8192, 256, 2048), chunk=(256, 16384, 256, DEFAULT_CHUNK_SIZE))
 
 # %% [markdown] en
+# *Figure:* the memory of one loss step of the LM head in fp32, plain (all $N \times V$ logits at
+# once) against chunked ($C$ tokens at a time), for the sizes of the sliders; the title gives the
+# ratio.
+# %% [markdown] de
+# *Abbildung:* der Speicherbedarf eines Verlustschritts des LM-Heads in fp32, gewöhnlich
+# (`plain loss step`: alle $N \times V$ Logits auf einmal) und blockweise (`chunked loss step`: je
+# $C$ Tokens auf einmal), für die mit den Schiebereglern gewählten Größen; der Titel nennt das
+# Verhältnis (`chunked / plain`).
+
+# %% [markdown] en
 # ### Exercise: a chunked cross-entropy
 #
 # Write `my_chunked_cross_entropy(hidden, weight, labels, chunk_size)`: hidden states `(N, d)`,
@@ -744,6 +754,16 @@ ax.set(xlim=(0, SWEEP[-1] * 1.05), ylim=(0, None), xlabel="tokens per step N = B
 ax.grid(alpha=0.3)
 ax.legend()
 plt.show()
+
+# %% [markdown] en
+# *Figure:* the peak memory that one loss step adds, against the tokens per step $N$: predicted
+# (dashed) and measured on the machine that ran the notebook (markers), for the plain and the
+# chunked step; the triangle is the plain step with bf16 inputs.
+# %% [markdown] de
+# *Abbildung:* der zusätzliche maximale Speicherbedarf eines Verlustschritts über der Tokenzahl $N$
+# pro Schritt, vorhergesagt (gestrichelt) und gemessen (Messpunkte), auf dem Rechner, auf dem das
+# Notebook lief, für den gewöhnlichen (`plain`) und den blockweisen Schritt (`chunked`); das Dreieck
+# ist der gewöhnliche Schritt mit bf16-Eingaben.
 
 # %% [markdown] en
 # What the measurement shows, and the cell below checks with generous tolerances (the exact numbers

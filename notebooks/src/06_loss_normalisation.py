@@ -349,15 +349,20 @@ fig.tight_layout()
 plt.show()
 
 # %% [markdown] en
+# *Figure:* left, the weight of one token's loss in the true mean ($1/N$) and in the mean of means
+# ($1/(M N_m)$), for a token of A and one of B; right, the relative error of the mean-of-means
+# gradient against $N_A$, which is zero only at $N_A = N_B = 28$ (dotted).
+# %% [markdown] de
+# *Abbildung:* links („section 1: weight per token“) das Gewicht des Verlusts eines Tokens aus A und
+# eines aus B: beim wahren Mittelwert (`true mean`) $1/N$, beim Mittelwert der Mittelwerte
+# (`mean of means`) $1/(M N_m)$; rechts („section 2: gradient error of the mean of means“), über
+# $N_A$ aufgetragen, der relative Fehler des Gradienten beim Mittelwert der Mittelwerte; er
+# verschwindet nur bei $N_A = N_B = 28$ (gepunktete Linie).
+
+# %% [markdown] en
 # The error vanishes only at $N_A = N_B$. (The labels in the figure are English in both notebooks;
 # the code cells are identical in both languages.)
 # %% [markdown] de
-# Links („section 1: weight per token“) zeigt die Abbildung das Gewicht eines Tokens aus A und eines
-# aus B: beim wahren Mittelwert (`true mean`) $1/N$, beim Mittelwert der Mittelwerte
-# (`mean of means`) $1/(M N_m)$. Rechts („section 2: gradient error of the mean of means“) steht der
-# relative Fehler des Gradienten beim Mittelwert der Mittelwerte in Abhängigkeit von $N_A$; die
-# gepunktete Linie markiert $N_A = 28 = N_B$.
-#
 # Der Fehler verschwindet nur bei $N_A = N_B$.
 
 # %% [markdown] en
@@ -392,6 +397,16 @@ def draw_weights(N_A: int, N_B: int) -> None:
 
 
 explore(draw_weights, N_A=(1, 64, 1, 2), N_B=(1, 64, 1, 28))
+
+# %% [markdown] en
+# *Figure:* the weight of a token of A and of B in the true mean and in the mean of means, for the
+# $N_A$ and $N_B$ of the sliders (drawn with 2 and 28 where nothing runs live); the title gives each
+# as a multiple of its fair share.
+# %% [markdown] de
+# *Abbildung:* das Gewicht eines Tokens aus A und eines aus B im wahren Mittelwert und im Mittelwert
+# der Mittelwerte, für die mit den Schiebereglern eingestellten Werte von $N_A$ und $N_B$ (auf der
+# Website und in den Notebook-Tests mit den Voreinstellungen 2 und 28 gezeichnet); der Titel gibt
+# beide als Vielfaches ihres fairen Anteils an.
 
 # %% [markdown] en
 # ## 3. The fix: divide every part by the count of the whole batch
@@ -779,6 +794,18 @@ fig.tight_layout()
 plt.show()
 
 # %% [markdown] en
+# *Figure:* the training objective (main head plus MTP, blue) and the validation loss of the main
+# head (orange), for the run on the full batch (`grad_accum = 1`: thick pale line, circles) and the
+# run on three unequal micro-batches (`grad_accum = 3`: dashed line, crosses).
+# %% [markdown] de
+# *Abbildung:* die Zielfunktion des Trainings (Haupt-Head plus MTP, `training objective`, blau) und
+# der Validierungsverlust des Haupt-Heads (`validation loss`, orange) für den Lauf mit dem ganzen
+# Batch (`grad_accum = 1`: dicke, blasse Linie und Kreise) und den Lauf mit drei ungleichen
+# Micro-Batches (`grad_accum = 3`: gestrichelte Linie und Kreuze). Der Titel („full batch vs three
+# unequal micro-batches: the same run“) besagt: ganzer Batch und drei ungleiche Micro-Batches
+# ergeben denselben Lauf.
+
+# %% [markdown] en
 # The two curves lie on top of each other. `tests/test_distributed.py` launches the command above
 # with two processes on the loopback interface and checks that the losses in `history.json`, the
 # gradient norms and the validation metrics on both ranks equal a one-process run on the same global
@@ -801,13 +828,6 @@ plt.show()
 # Each run logs the loss it back-propagates, summed over the micro-batches: the number a training
 # log would show. For the mean of means we also keep the true mean $S / N$ of the same batch.
 # %% [markdown] de
-# In der Abbildung (Titel „full batch vs three unequal micro-batches: the same run“: ganzer Batch
-# oder drei ungleiche Micro-Batches – derselbe Lauf) gehören die dicke, blasse Linie und die Kreise
-# zum Lauf mit dem ganzen Batch (`grad_accum = 1`), die gestrichelte Linie und die Kreuze zum Lauf
-# mit drei Micro-Batches (`grad_accum = 3`). Blau ist die Zielfunktion des Trainings, Haupt-Head
-# plus MTP (`training objective`), orange der Validierungsverlust des Haupt-Heads
-# (`validation loss`).
-#
 # Die beiden Kurven liegen übereinander. `tests/test_distributed.py` startet den Befehl oben mit
 # zwei Prozessen über die Loopback-Schnittstelle und prüft, dass die Verluste in `history.json`, die
 # Gradientennormen und die Validierungsmetriken auf beiden Ranks mit einem Lauf in einem einzigen
@@ -904,14 +924,14 @@ def smooth(values: list[float], k: int = 10) -> torch.Tensor:
 
 
 steps = torch.arange(10, toy.steps + 1)  # the last step of each 10-step window
-fig, (ax_l, ax_d) = plt.subplots(1, 2, figsize=(11, 3.8))
+# one panel above the other, so that both stay readable on a phone
+fig, (ax_l, ax_d) = plt.subplots(2, 1, figsize=(7, 7), sharex=True)
 for recipe, style in zip(RECIPES, (dict(color="C0", lw=4, alpha=0.4), dict(color="C0", ls="--", lw=1.5),
                                    dict(color="C3", lw=1.5)), strict=True):
     ax_l.plot(steps, smooth(results[recipe, 0][0]), label=f"{recipe}: logged loss", **style)
 ax_l.plot(steps, smooth(results["mean of means", 0][1]), color="C3", ls=":", lw=1.5,
           label="mean of means: true batch mean S / N")
 ax_l.set_title("seed 0: training loss (10-step mean)")
-ax_l.set_xlabel("step")
 ax_l.set_ylabel("loss (nats/token)")
 ax_l.legend(fontsize=8)
 for seed in SEEDS:
@@ -932,13 +952,28 @@ fig.tight_layout()
 plt.show()
 
 # %% [markdown] en
+# *Figure:* top, seed 0: the logged training loss of the full batch (thick), of the fix (dashed, on
+# top of it) and of the mean of means (red), and the mean of means' true batch mean $S/N$ (red,
+# dotted), each averaged over 10 steps. Bottom, three seeds: the fix minus the full batch (blue, at
+# zero), the mean of means' true batch mean minus the full batch (red), and its logged loss minus
+# its true batch mean (red, dotted).
+# %% [markdown] de
+# *Abbildung:* oben Seed 0: der protokollierte Trainingsverlust (`logged loss`) des ganzen Batches
+# (`full batch`, dick), der Korrektur (`fix`, gestrichelt, deckungsgleich damit) und des Mittelwerts
+# der Mittelwerte (`mean of means`, rot) sowie dessen wahrer Batch-Mittelwert $S/N$
+# (`true batch mean`, rot gepunktet), jeweils gemittelt über 10 Schritte. Unten drei Seeds: die
+# Differenz zwischen Korrektur und ganzem Batch (blau, bei null), beim Mittelwert der Mittelwerte
+# die Differenz zwischen wahrem Batch-Mittelwert und ganzem Batch (rot) und die zwischen
+# protokolliertem Verlust und wahrem Batch-Mittelwert (rot gepunktet).
+
+# %% [markdown] en
 # The fix is the full-batch run again: the blue difference stays at zero (the `assert` allows
 # 1e-5). The mean of means is a different run, and it does two things at once. The tokens of the
 # micro-batch with the short rows weigh more than their share, those of the long rows less, so it
 # optimises a different objective: in all three seeds its true batch mean ran above the full-batch
 # run's for most of the 200 steps, and its validation loss ended higher (by 0.004 to 0.058 nats,
 # printed above). And what it logs is not the batch mean: over the last 50 steps its log read 0.021
-# to 0.037 nats *below* its own true batch mean, so its logged curve (solid red, left) stays close
+# to 0.037 nats *below* its own true batch mean, so its logged curve (solid red, top) stays close
 # to the full-batch one and hides part of the damage. Which way the log errs depends on the data:
 # the report that made this pitfall widely known (Unsloth 2024, in the references) saw a *higher*
 # logged loss with gradient accumulation. These are three seeded runs of a toy model that is still
@@ -964,11 +999,6 @@ plt.show()
 # * Here, with rows grouped by length, the mean of means trained the worse model in all three seeds
 #   while its log read below its own true batch mean: the number you watch can hide the damage.
 # %% [markdown] de
-# In der Abbildung (links der Trainingsverlust für Seed 0, gemittelt über je 10 Schritte, rechts
-# Differenzen für drei Seeds) steht `full batch` für den ganzen Batch, `fix` für die Korrektur und
-# `mean of means` für den Mittelwert der Mittelwerte; `logged loss` ist der protokollierte Verlust,
-# `true batch mean` der wahre Mittelwert $S / N$ des Batches.
-#
 # Die Korrektur ist wieder der Lauf mit dem ganzen Batch: Die blaue Differenz bleibt bei null (das
 # `assert` lässt 1e-5 zu). Der Mittelwert der Mittelwerte ist ein anderer Lauf, und er bewirkt
 # zweierlei. Die Tokens des Micro-Batches mit den kurzen Zeilen wiegen mehr, als ihnen zusteht,
@@ -977,7 +1007,7 @@ plt.show()
 # Batch, und sein Validierungsverlust war am Ende höher (um 0,004 bis 0,058 nat, siehe die Ausgabe
 # oben). Und was er protokolliert, ist nicht der Mittelwert des Batches: Im Mittel über die letzten
 # 50 Schritte lag sein protokollierter Verlust 0,021 bis 0,037 nat *unter* seinem eigenen wahren
-# Batch-Mittelwert, sodass seine protokollierte Kurve (rot durchgezogen, links) nahe an der des Laufs
+# Batch-Mittelwert, sodass seine protokollierte Kurve (rot durchgezogen, oben) nahe an der des Laufs
 # mit dem ganzen Batch bleibt und einen Teil des Schadens verdeckt. In welche Richtung der
 # protokollierte Verlust abweicht, hängt von den Daten ab: Der Bericht, durch den diese Falle
 # weithin bekannt wurde (Unsloth 2024, siehe Quellen), beobachtete mit Gradientenakkumulation einen
