@@ -590,6 +590,25 @@ def test_no_broken_internal_links(site: Site) -> None:
     assert not broken, f"{len(broken)} broken internal links:\n" + "\n".join(broken[:30])
 
 
+def test_plots_have_their_captions_as_alt_text(site: Site) -> None:
+    """Every plot of a notebook page reads its caption (in the page's language) as alt text, with
+    the caption's TeX read as text, not as backslash commands."""
+    bad = []
+    pages = sorted(site.root.glob("notebooks/*/index.html")) + sorted(
+        site.root.glob("de/notebooks/*/index.html")
+    )
+    assert len(pages) >= 16, f"only {len(pages)} notebook pages"
+    for page in pages:
+        start = "Abbildung:" if page.relative_to(site.root).parts[0] == "de" else "Figure:"
+        alts = re.findall(r'<img[^>]*\balt="([^"]*)"', page.read_text(encoding="utf-8"))
+        bad += [
+            f"{page.relative_to(site.root)}: {alt[:70]!r}"
+            for alt in alts
+            if not alt.startswith(start) or "\\" in alt
+        ]
+    assert not bad, "plots without their caption as alt text:\n" + "\n".join(bad)
+
+
 def test_header_names_the_repository(site: Site) -> None:
     html = (site.root / "index.html").read_text(encoding="utf-8")
     names = re.findall(r'class="md-source__repository">\s*([^<]*?)\s*<', html)

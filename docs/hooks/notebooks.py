@@ -249,11 +249,31 @@ def _link_stylesheet(m: re.Match[str], page: Page, config: MkDocsConfig) -> str:
     return f'<link rel="stylesheet" href="{get_relative_url(name, page.url)}">'
 
 
+# TeX commands of the captions, as a screen reader should read them
+_TEX_WORDS = {
+    "varepsilon": "ε", "epsilon": "ε", "lambda": "λ", "pi": "π", "sum": "Σ", "times": "×",
+    "cdot": "·", "le": "≤", "ge": "≥", "to": "→", "log": "log", "exp": "exp",
+}  # fmt: skip
+
+
+def _tex_as_text(math: str) -> str:
+    """Inline TeX as plain text: ``\\varepsilon = 0{,}1`` -> ``ε = 0,1``, ``\\mathrm{TRM}_k`` -> ``TRM_k``."""
+    text = math.replace("{,}", ",")
+    text = re.sub(r"\\(?:mathrm|text|mathbf)\{([^}]*)\}", r"\1", text)
+    text = re.sub(r"\\([A-Za-z]+)", lambda m: _TEX_WORDS.get(m[1], m[1]), text)
+    return text.replace("{", "").replace("}", "").replace("\\", "")
+
+
 def _plain(markdown: str) -> str:
-    """A caption's Markdown as plain text for ``alt`` (emphasis, code and math delimiters dropped)."""
+    """A caption's Markdown as plain text for ``alt``: emphasis, code marks and links dropped, math
+    read as text (:func:`_tex_as_text`)."""
     text = re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", markdown)  # [text](url) -> text
-    text = re.sub(r"[*_`]|\$+|\\[()\[\]]", "", text)
-    return " ".join(text.split())
+    parts = re.split(r"\$+([^$]*)\$+", text)  # prose, math, prose, math, ...
+    plain = "".join(
+        _tex_as_text(part) if i % 2 else re.sub(r"[*_`]|\\[()\[\]]", "", part)
+        for i, part in enumerate(parts)
+    )
+    return " ".join(plain.split())
 
 
 def _captions(notebook: Path, lang: str) -> list[str | None]:
