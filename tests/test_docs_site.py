@@ -609,6 +609,18 @@ def test_plots_have_their_captions_as_alt_text(site: Site) -> None:
     assert not bad, "plots without their caption as alt text:\n" + "\n".join(bad)
 
 
+def test_plots_open_at_full_size(site: Site) -> None:
+    """Each plot is a PNG file of its own, linked from the figure, so a phone can zoom into it."""
+    page = site.root / "notebooks" / "03_multi_token_prediction" / "index.html"
+    html = page.read_text(encoding="utf-8")
+    assert "data:image/png" not in html, "a plot is still inlined as a data URL"
+    figures = re.findall(r'<a class="nb-figure" href="([^"]+)"[^>]*>\s*<img[^>]*src="([^"]+)"', html)
+    assert figures, "no linked figure on the page"
+    for href, src in figures:
+        assert href == src and href.endswith(".png"), (href, src)
+        assert _target(site.root, page, href) is not None and _target(site.root, page, href).is_file()
+
+
 def test_header_names_the_repository(site: Site) -> None:
     html = (site.root / "index.html").read_text(encoding="utf-8")
     names = re.findall(r'class="md-source__repository">\s*([^<]*?)\s*<', html)

@@ -59,6 +59,7 @@ What a reader gets on a notebook page, beyond what mkdocs-jupyter renders
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import html as html_lib
 import json
@@ -226,6 +227,7 @@ TEXT = {
         "solution": "Solution (try the exercise first)",
         "plot": "Plot drawn by the code cell above.",
         "caption": "*Figure:*",
+        "enlarge": "Open the figure at full size",
     },
     "de": {
         "download": "Dieses Notebook herunterladen",
@@ -233,6 +235,7 @@ TEXT = {
         "solution": "Lösung (erst selbst versuchen)",
         "plot": "Grafik, gezeichnet von der Codezelle darüber.",
         "caption": "*Abbildung:*",
+        "enlarge": "Abbildung in voller Größe öffnen",
     },
 }
 
@@ -320,7 +323,25 @@ def _toc_tokens(soup: BeautifulSoup) -> list[dict[str, Any]]:
     return root
 
 
-def _rewrite(html: str, page: Page, lang: str) -> str:
+def _figure_file(data_url: str, page: Page, config: MkDocsConfig) -> str | None:
+    """Writes an inline PNG to ``assets/notebooks/<hash>.png``; returns its URL relative to the page.
+
+    A file of its own can be opened at full size (on a phone a wide figure is drawn 350 px wide; the
+    link lets a reader zoom into it) and is cached by the browser like any other asset.
+    """
+    prefix = "data:image/png;base64,"
+    if not data_url.startswith(prefix):
+        return None
+    png = base64.b64decode(data_url[len(prefix) :])
+    name = f"assets/notebooks/{hashlib.sha256(png).hexdigest()[:16]}.png"
+    path = Path(config.site_dir) / name
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(png)
+    return get_relative_url(name, page.url)
+
+
+def _rewrite(html: str, page: Page, lang: str, config: MkDocsConfig) -> str:
     text = TEXT.get(lang, TEXT["en"])
     soup = BeautifulSoup(html, "html.parser")
     # Headings printed by a cell are output, not sections of the page.
@@ -334,6 +355,13 @@ def _rewrite(html: str, page: Page, lang: str) -> str:
     for k, img in enumerate(images):
         caption = captions[k] if len(captions) == len(images) else None
         img["alt"] = caption or text["plot"]
+        url = _figure_file(str(img.get("src", "")), page, config)
+        if url is not None:
+            img["src"] = url
+            link = soup.new_tag(
+                "a", attrs={"href": url, "class": "nb-figure", "title": text["enlarge"]}
+            )
+            img.wrap(link)
     # Fold code: the input of every code cell in an open <details>, an exercise's solution (a cell
     # tagged "solution", which nbconvert marks with the class celltag_solution) in a closed one;
     # prose only in the search index.
@@ -367,7 +395,7 @@ def on_page_content(html: str, page: Page, config: MkDocsConfig, files: Files) -
     html = _NB_MATHJAX.sub("", html, count=1)
     html = _STYLE.sub(lambda m: _link_stylesheet(m, page, config), html)
     lang, _, _ = _languages(config)
-    html = _rewrite(html, page, lang)
+    html = _rewrite(html, page, lang, config)
     name = Path(page.file.abs_src_path or "").name
     label = TEXT.get(lang, TEXT["en"])["download"]
     if config.repo_url:  # Material's edit button: the bilingual source the notebook is built from

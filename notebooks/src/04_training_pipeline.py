@@ -16,7 +16,7 @@
 # model, heads, loss, backward, clipping, AdamW) and check it against the library, decode greedily
 # and with a temperature, and compare five output-side variants against the floor $H$.
 # **Prerequisites.** Notebooks 00–03.
-# **Time.** About 20 minutes of reading, plus two exercises; under a minute to run.
+# **Time.** About 25 minutes of reading, plus two exercises; under a minute to run.
 # **Builds on.** Notebooks 00, 01, 02 and 03.
 
 # %% [markdown] de
@@ -39,7 +39,7 @@
 # Bibliothek abgleichen, greedy und mit Temperatur dekodieren und fünf Varianten der Ausgabeseite
 # mit der Untergrenze $H$ vergleichen.
 # **Voraussetzungen.** Notebooks 00–03.
-# **Zeit.** Etwa 20 Minuten Lesezeit, dazu zwei Aufgaben; unter einer Minute Laufzeit.
+# **Zeit.** Etwa 25 Minuten Lesezeit, dazu zwei Aufgaben; unter einer Minute Laufzeit.
 # **Grundlage.** Notebooks 00, 01, 02 und 03.
 # **Sprache.** Abbildungen, Code, Code-Kommentare und Zellausgaben sind in beiden Sprachfassungen
 # englisch; der Text erklärt, was sie zeigen.
