@@ -614,11 +614,15 @@ def test_plots_open_at_full_size(site: Site) -> None:
     page = site.root / "notebooks" / "03_multi_token_prediction" / "index.html"
     html = page.read_text(encoding="utf-8")
     assert "data:image/png" not in html, "a plot is still inlined as a data URL"
-    figures = re.findall(r'<a class="nb-figure" href="([^"]+)"[^>]*>\s*<img[^>]*src="([^"]+)"', html)
+    figures = re.findall(
+        r'<a class="nb-figure" href="([^"]+)"[^>]*>\s*<img[^>]*src="([^"]+)"', html
+    )
     assert figures, "no linked figure on the page"
     for href, src in figures:
         assert href == src and href.endswith(".png"), (href, src)
-        assert _target(site.root, page, href) is not None and _target(site.root, page, href).is_file()
+        assert (
+            _target(site.root, page, href) is not None and _target(site.root, page, href).is_file()
+        )
 
 
 def test_header_names_the_repository(site: Site) -> None:

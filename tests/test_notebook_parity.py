@@ -101,10 +101,14 @@ def test_every_figure_has_a_caption(name: str, lang: str) -> None:
         if not any(k.startswith("image/") for out in outputs for k in out.get("data", {})):
             continue
         after = cells[i + 1] if i + 1 < len(cells) else None
-        text = "".join(after["source"]).lstrip() if after and after["cell_type"] == "markdown" else ""
+        text = (
+            "".join(after["source"]).lstrip() if after and after["cell_type"] == "markdown" else ""
+        )
         if not text.startswith(CAPTION[lang]):
             missing.append(f"cell {i}: {''.join(cell['source']).splitlines()[-1][:60]!r}")
-    assert not missing, f"{lang}/{name}: figures without a {CAPTION[lang]} cell after them: {missing}"
+    assert not missing, (
+        f"{lang}/{name}: figures without a {CAPTION[lang]} cell after them: {missing}"
+    )
 
 
 @pytest.mark.parametrize("name", PAIRS)
