@@ -271,12 +271,17 @@ def _plain(markdown: str) -> str:
     """A caption's Markdown as plain text for ``alt``: emphasis, code marks and links dropped, math
     read as text (:func:`_tex_as_text`)."""
     text = re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", markdown)  # [text](url) -> text
-    parts = re.split(r"\$+([^$]*)\$+", text)  # prose, math, prose, math, ...
-    plain = "".join(
-        _tex_as_text(part) if i % 2 else re.sub(r"[*_`]|\\[()\[\]]", "", part)
-        for i, part in enumerate(parts)
-    )
-    return " ".join(plain.split())
+    out = []
+    for k, chunk in enumerate(re.split(r"`([^`]*)`", text)):  # prose, code, prose, code, ...
+        if k % 2:
+            out.append(chunk)  # a code span as written: grad_accum keeps its underscore
+            continue
+        for i, part in enumerate(re.split(r"\$+([^$]*)\$+", chunk)):  # prose, math, ...
+            if i % 2:
+                out.append(_tex_as_text(part))
+            else:  # emphasis marks, but not an underscore inside a word
+                out.append(re.sub(r"\*|\\[()\[\]]|(?<!\w)_+|_+(?!\w)", "", part))
+    return " ".join("".join(out).split())
 
 
 def _captions(notebook: Path, lang: str) -> list[str | None]:

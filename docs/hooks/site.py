@@ -96,11 +96,12 @@ def on_config(config: MkDocsConfig) -> MkDocsConfig:
     # the same setting the notebooks' Colab/Binder links and install cell are built from.
     if not config.repo_url:
         config.repo_url = _pyproject_source_url()
-    # The header names the repository "owner/name". MkDocs derives repo_name ("GitHub") only from a
-    # repo_url that mkdocs.yml itself sets; for the one set just above it stays None, which the
-    # header printed as the word "None".
-    if config.repo_url:
-        config.repo_name = "/".join(urlsplit(config.repo_url).path.strip("/").split("/")[:2])
+    # The header names the repository "owner/name" unless mkdocs.yml names it. MkDocs derives
+    # repo_name (just "GitHub") only from a repo_url that mkdocs.yml itself sets; for the one set
+    # above it stays None, which the header printed as the word "None".
+    if config.repo_url and config.repo_name in (None, "GitHub", "GitLab", "Bitbucket"):
+        path = urlsplit(config.repo_url).path.strip("/").removesuffix(".git")
+        config.repo_name = "/".join(path.split("/")[:2])
     # Edit links: docs/<lang>/... on the default branch (MkDocs would guess "master").
     if config.repo_url:
         branch = os.environ.get("SITE_REPO_BRANCH", "main")

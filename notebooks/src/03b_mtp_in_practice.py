@@ -147,12 +147,14 @@ plt.show()
 # %% [markdown] en
 # *Figure:* top left, the main head over the whole run; top right, a zoom onto its validation loss
 # in the last 30 % of the steps, where the three runs differ by hundredths of a nat; bottom, the
-# depth-1 MTP losses against their floors $H_2$ and $H$ (10-step means of the training loss).
+# depth-1 MTP losses against their floors $H_2$ and $H$, with the same runs' main-head losses
+# faint (10-step means of the training loss).
 # %% [markdown] de
 # *Abbildung:* oben links der Haupt-Head über den ganzen Lauf; oben rechts ein vergrößerter
 # Ausschnitt seines Validierungsverlusts in den letzten 30 % der Schritte, in denen sich die drei
 # Läufe um Hundertstel nat unterscheiden; unten die MTP-Verluste der Tiefe 1 gegenüber ihren
-# Untergrenzen $H_2$ und $H$ (gleitende Mittel des Trainingsverlusts über 10 Schritte).
+# Untergrenzen $H_2$ und $H$, blass die Verluste des Haupt-Heads derselben Läufe (gleitende Mittel
+# des Trainingsverlusts über 10 Schritte).
 
 # %% [markdown] en
 # Training batches are noisy; the validation set gives cleaner numbers. In training mode the model
