@@ -240,16 +240,25 @@ TEXT = {
 }
 
 
+def _asset(content: bytes, suffix: str, page: Page, config: MkDocsConfig) -> str:
+    """Writes ``content`` once to ``assets/notebooks/<hash><suffix>``; returns its URL from ``page``.
+
+    Named by its hash, a file shared by several pages (a stylesheet, the same figure) is written and
+    downloaded once, and the browser caches it across notebooks.
+    """
+    name = f"assets/notebooks/{hashlib.sha256(content).hexdigest()[:16]}{suffix}"
+    path = Path(config.site_dir) / name
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(content)
+    return get_relative_url(name, page.url)
+
+
 def _link_stylesheet(m: re.Match[str], page: Page, config: MkDocsConfig) -> str:
     css = m[1]
     if len(css) < _STYLE_MIN_CHARS:
         return m[0]
-    name = f"assets/notebooks/{hashlib.sha256(css.encode()).hexdigest()[:16]}.css"
-    path = Path(config.site_dir) / name
-    if not path.is_file():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(css, encoding="utf-8")
-    return f'<link rel="stylesheet" href="{get_relative_url(name, page.url)}">'
+    return f'<link rel="stylesheet" href="{_asset(css.encode(), ".css", page, config)}">'
 
 
 # TeX commands of the captions, as a screen reader should read them
@@ -329,21 +338,15 @@ def _toc_tokens(soup: BeautifulSoup) -> list[dict[str, Any]]:
 
 
 def _figure_file(data_url: str, page: Page, config: MkDocsConfig) -> str | None:
-    """Writes an inline PNG to ``assets/notebooks/<hash>.png``; returns its URL relative to the page.
+    """An inline PNG as an asset file (:func:`_asset`); its URL from ``page``, or None if not a PNG.
 
     A file of its own can be opened at full size (on a phone a wide figure is drawn 350 px wide; the
-    link lets a reader zoom into it) and is cached by the browser like any other asset.
+    link lets a reader zoom into it).
     """
     prefix = "data:image/png;base64,"
     if not data_url.startswith(prefix):
         return None
-    png = base64.b64decode(data_url[len(prefix) :])
-    name = f"assets/notebooks/{hashlib.sha256(png).hexdigest()[:16]}.png"
-    path = Path(config.site_dir) / name
-    if not path.is_file():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(png)
-    return get_relative_url(name, page.url)
+    return _asset(base64.b64decode(data_url[len(prefix) :]), ".png", page, config)
 
 
 def _rewrite(html: str, page: Page, lang: str, config: MkDocsConfig) -> str:
