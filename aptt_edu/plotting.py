@@ -8,6 +8,8 @@
 
 * :func:`draw_deepseek_mtp`: the diagram of DeepSeek-V3's multi-token-prediction chain
   (DeepSeek-AI 2024, arXiv:2412.19437, §2.2, Fig. 3 and Eq. 21–23), used in notebook 03.
+* :func:`moving_average`: the n-step mean that makes a training curve's trend visible under its
+  batch-to-batch noise (notebooks 03b and 06).
 """
 
 from __future__ import annotations
@@ -20,7 +22,24 @@ if TYPE_CHECKING:  # annotations only: plotting imports nothing of the package a
 
     from aptt_edu.training.history import History
 
-__all__ = ["draw_deepseek_mtp", "plot_loss_curves", "save_loss_curves"]
+__all__ = ["draw_deepseek_mtp", "moving_average", "plot_loss_curves", "save_loss_curves"]
+
+
+def moving_average(values: Sequence[float], n: int = 10) -> list[float]:
+    r"""The mean of every window of ``n`` consecutive values.
+
+    .. math:: \bar x_j = \frac{1}{n} \sum_{i=j-n+1}^{j} x_i, \qquad j = n-1, \dots, \text{len}-1
+
+    A training loss jumps from batch to batch by more than the few hundredths of a nat that tell two
+    runs apart; the mean over 10 steps shows the trend. Entry ``k`` of the result belongs to step
+    ``k + n - 1`` of ``values`` (the last step of its window), so there are ``len(values) - n + 1``.
+
+    Raises:
+        ValueError: ``n`` is not between 1 and ``len(values)``.
+    """
+    if not 1 <= n <= len(values):
+        raise ValueError(f"moving_average: n={n} must be between 1 and len(values)={len(values)}")
+    return [sum(values[j - n + 1 : j + 1]) / n for j in range(n - 1, len(values))]
 
 
 def plot_loss_curves(

@@ -8,8 +8,9 @@ matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt
 import pytest
+import torch
 
-from aptt_edu.plotting import draw_deepseek_mtp
+from aptt_edu.plotting import draw_deepseek_mtp, moving_average
 
 
 @pytest.mark.parametrize("depth", [1, 2, 3])
@@ -32,3 +33,20 @@ def test_mtp_diagram_has_one_column_per_depth(depth: int) -> None:
 def test_mtp_diagram_rejects_a_bad_depth(bad: object) -> None:
     with pytest.raises(ValueError, match="depth must be an int >= 1"):
         draw_deepseek_mtp(depth=bad)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("length", "n"), [(1, 1), (7, 1), (10, 10), (37, 10), (200, 7)])
+def test_moving_average_is_the_mean_of_each_window(length: int, n: int) -> None:
+    values = torch.randn(
+        length, generator=torch.Generator().manual_seed(length + n), dtype=torch.float64
+    )
+    expected = values.unfold(0, n, 1).mean(dim=1)  # (length - n + 1,) windows, an independent route
+    got = torch.tensor(moving_average(values.tolist(), n), dtype=torch.float64)
+    assert got.shape == expected.shape == (length - n + 1,)
+    torch.testing.assert_close(got, expected, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize(("length", "n"), [(5, 0), (5, -1), (5, 6), (0, 1)])
+def test_moving_average_rejects_a_window_that_does_not_fit(length: int, n: int) -> None:
+    with pytest.raises(ValueError, match=rf"n={n} must be between 1 and len\(values\)={length}"):
+        moving_average([0.0] * length, n)

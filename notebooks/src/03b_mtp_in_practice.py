@@ -96,7 +96,7 @@ LANG = "de"  # die Sprache der Rückmeldungen zu den Aufgaben (das englische Not
 
 # %% tags=["nbval-ignore-output"]
 from aptt_edu.data import ToyLanguage, make_inputs_and_labels
-from aptt_edu.plotting import plot_loss_curves
+from aptt_edu.plotting import moving_average, plot_loss_curves
 from aptt_edu.training import TrainConfig, load_data, time_forward_backward, train
 
 # The library's defaults (one block, d = 64, T = 32), with fewer and smaller steps (240 x 32 rows
@@ -114,10 +114,6 @@ for name, h in runs.items():
           f"params: {h.n_params:,} in training, {h.n_params_inference:,} at inference")
 
 # %%
-def moving_average(xs: list[float], n: int = 10) -> list[float]:
-    return [sum(xs[i - n + 1 : i + 1]) / n for i in range(n - 1, len(xs))]
-
-
 fig, axes = plt.subplot_mosaic([["all", "zoom"], ["mtp", "mtp"]], figsize=(13, 8.6))
 ax1, ax_zoom, ax2 = axes["all"], axes["zoom"], axes["mtp"]
 plot_loss_curves(runs, floor=H, ax=ax1)

@@ -98,6 +98,7 @@ from aptt_edu.exercises import check
 from aptt_edu.loss.language_modeling import LanguageModelingLoss, MultiTokenPredictionLoss
 from aptt_edu.loss.metrics import PerplexityMetric
 from aptt_edu.model import GPT, GPTConfig
+from aptt_edu.plotting import moving_average
 from aptt_edu.training import (
     TrainConfig,
     build_model,
@@ -922,18 +923,19 @@ for seed in SEEDS:
 print(f"entropy rate H = {data.entropy_rate:.3f} nats/token")
 
 # %%
-def smooth(values: list[float], k: int = 10) -> torch.Tensor:
-    """Moving average over k steps: the batch-to-batch noise hides a 0.03-nat offset."""
-    return torch.tensor(values).unfold(0, k, 1).mean(dim=1)
+# 10-step means: the batch-to-batch noise of single steps hides a 0.03-nat offset
+def gap(a: list[float], b: list[float]) -> list[float]:
+    """a - b step by step, as a 10-step mean (the mean of a difference: the difference of means)."""
+    return moving_average([x - y for x, y in zip(a, b, strict=True)])
 
 
-steps = torch.arange(10, toy.steps + 1)  # the last step of each 10-step window
+steps = range(10, toy.steps + 1)  # the last step of each 10-step window
 # one panel above the other, so that both stay readable on a phone
 fig, (ax_l, ax_d) = plt.subplots(2, 1, figsize=(7, 7), sharex=True)
 for recipe, style in zip(RECIPES, (dict(color="C0", lw=4, alpha=0.4), dict(color="C0", ls="--", lw=1.5),
                                    dict(color="C3", lw=1.5)), strict=True):
-    ax_l.plot(steps, smooth(results[recipe, 0][0]), label=f"{recipe}: logged loss", **style)
-ax_l.plot(steps, smooth(results["mean of means", 0][1]), color="C3", ls=":", lw=1.5,
+    ax_l.plot(steps, moving_average(results[recipe, 0][0]), label=f"{recipe}: logged loss", **style)
+ax_l.plot(steps, moving_average(results["mean of means", 0][1]), color="C3", ls=":", lw=1.5,
           label="mean of means: true batch mean S / N")
 ax_l.set_title("seed 0: training loss (10-step mean)")
 ax_l.set_ylabel("loss (nats/token)")
@@ -941,11 +943,11 @@ ax_l.legend(fontsize=8)
 for seed in SEEDS:
     full, fix, bug = (results[recipe, seed] for recipe in RECIPES)
     label = seed == 0
-    ax_d.plot(steps, smooth(fix[0]) - smooth(full[0]), color="C0", lw=1.5,
+    ax_d.plot(steps, gap(fix[0], full[0]), color="C0", lw=1.5,
               label="fix, logged minus full batch" if label else None)
-    ax_d.plot(steps, smooth(bug[1]) - smooth(full[0]), color="C3", lw=1.5,
+    ax_d.plot(steps, gap(bug[1], full[0]), color="C3", lw=1.5,
               label="mean of means, true batch mean minus full batch" if label else None)
-    ax_d.plot(steps, smooth(bug[0]) - smooth(bug[1]), color="C3", ls=":", lw=1.5,
+    ax_d.plot(steps, gap(bug[0], bug[1]), color="C3", ls=":", lw=1.5,
               label="mean of means, logged minus its true batch mean" if label else None)
 ax_d.axhline(0.0, color="k", lw=0.8)
 ax_d.set_title("differences, three seeds (10-step mean)")
