@@ -594,24 +594,27 @@ def test_no_broken_internal_links(site: Site) -> None:
 def test_plots_have_their_captions_as_alt_text(site: Site) -> None:
     """Every plot of a notebook page reads its caption (in the page's language) as alt text, with
     the caption's TeX read as text, not as backslash commands."""
-    bad = []
     pages = sorted(site.root.glob("notebooks/*/index.html")) + sorted(
         site.root.glob("de/notebooks/*/index.html")
     )
     assert len(pages) >= 16, f"only {len(pages)} notebook pages"
-    for page in pages:
-        start = "Abbildung:" if page.relative_to(site.root).parts[0] == "de" else "Figure:"
-        alts = re.findall(r'<img[^>]*\balt="([^"]*)"', page.read_text(encoding="utf-8"))
-        bad += [
-            f"{page.relative_to(site.root)}: {alt[:70]!r}"
-            for alt in alts
-            if not alt.startswith(start) or "\\" in alt
+    alts = {  # page -> the alt texts of its images
+        page.relative_to(site.root).as_posix(): [
+            html_lib.unescape(alt)
+            for alt in re.findall(r'<img[^>]*\balt="([^"]*)"', page.read_text(encoding="utf-8"))
         ]
+        for page in pages
+    }
+    bad = [
+        f"{page}: {alt[:70]!r}"
+        for page, texts in alts.items()
+        for alt in texts
+        if not alt.startswith("Abbildung:" if page.startswith("de/") else "Figure:") or "\\" in alt
+    ]
     assert not bad, "plots without their caption as alt text:\n" + "\n".join(bad)
     # code in a caption keeps its underscores (an emphasis mark is dropped, grad_accum is not)
-    page = site.root / "notebooks" / "06_loss_normalisation" / "index.html"
-    alts = re.findall(r'<img[^>]*\balt="([^"]*)"', page.read_text(encoding="utf-8"))
-    assert any("grad_accum = 1" in html_lib.unescape(alt) for alt in alts), alts
+    on_06 = alts["notebooks/06_loss_normalisation/index.html"]
+    assert any("grad_accum = 1" in alt for alt in on_06), on_06
 
 
 def test_plots_open_at_full_size(site: Site) -> None:
@@ -628,9 +631,8 @@ def test_plots_open_at_full_size(site: Site) -> None:
         assert len(hrefs) == len(srcs) == 1, (hrefs, srcs)
         href, src = hrefs[0], srcs[0]
         assert href == src and href.endswith(".png"), (href, src)
-        assert (
-            _target(site.root, page, href) is not None and _target(site.root, page, href).is_file()
-        )
+        target = _target(site.root, page, href)
+        assert target is not None and target.is_file(), href
 
 
 def test_header_names_the_repository(site: Site) -> None:
